@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from metaecom import synthetic
+
+
+def test_stores_are_deterministic_and_prefix_stable():
+    a = synthetic.sample_stores(5, np.random.default_rng(0))
+    b = synthetic.sample_stores(50, np.random.default_rng(0))
+    np.testing.assert_array_equal(a.size, b.size[:5])
+    np.testing.assert_array_equal(a.sensitivity, b.sensitivity[:5])
+
+
+def test_parameters_lie_in_their_ranges():
+    stores = synthetic.sample_stores(10_000, np.random.default_rng(1))
+    for values, (low, high) in [(stores.size, synthetic.SIZE), (stores.reference_price, synthetic.REFERENCE_PRICE),
+                                (stores.sensitivity, synthetic.SENSITIVITY)]:
+        assert low <= values.min() and values.max() <= high
+        assert values.max() - values.min() > 0.95 * (high - low)  # the whole range is used
+
+
+def test_mean_demand_is_the_logistic_curve():
+    stores = synthetic.sample_stores(3, np.random.default_rng(2))
+    prices = np.array([1.0, 4.5, 9.0])
+    expected = stores.size[:, None] / (1 + np.exp(stores.sensitivity[:, None] * (prices - stores.reference_price[:, None])))
+    np.testing.assert_allclose(stores.mean_demand(prices), expected, rtol=1e-12)
+    # half the customers buy exactly at the reference price
+    np.testing.assert_allclose(stores.mean_demand(stores.reference_price[:, None])[:, 0], stores.size / 2)
+
+
+def test_observations_are_poisson_around_the_curve():
+    store = synthetic.sample_stores(1, np.random.default_rng(3))
+    prices, sales = store.observe(200_000, np.random.default_rng(4))
+    assert prices.shape == sales.shape == (1, 200_000)
+    assert synthetic.PRICE_LOW <= prices.min() and prices.max() <= synthetic.PRICE_HIGH
+    assert np.all(sales == np.round(sales)) and sales.min() >= 0
+    residual = sales - store.mean_demand(prices)
+    # Poisson: mean residual 0 and variance equal to the mean
+    assert abs(residual.mean()) < 0.1
+    assert abs(residual.var() / store.mean_demand(prices).mean() - 1) < 0.02
+
+
+def test_scalings_round_trip():
+    demand = np.array([[0.0, 50.0, 160.0]])
+    np.testing.assert_allclose(synthetic.demand_from_output(synthetic.demand_target(demand)), demand)
+    assert synthetic.price_features(np.array([1.0, 10.0])).shape == (2, 1)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="at least one store"):
+        synthetic.sample_stores(0, np.random.default_rng(0))
+    stores = synthetic.sample_stores(2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"shape \[m\] or \[2, m\]"):
+        stores.mean_demand(np.ones((3, 4)))
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        stores.observe(-1, np.random.default_rng(0))
