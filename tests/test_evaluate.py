@@ -39,3 +39,17 @@ def test_rmse_per_task_and_shape_check():
 
 def test_format_ci():
     assert format_ci(12.345, 0.5, 1) == "12.3 ± 0.5"
+
+
+def test_ci_table_pivots_and_orders():
+    import pandas as pd
+
+    from metaecom.evaluate import ci_table
+
+    long = pd.DataFrame({"method": ["a", "b", "a", "b"], "shots": [1, 1, 5, 5],
+                         "mean": [1.0, 2.0, 3.0, 4.0], "ci": [0.1, 0.2, 0.3, 0.4]})
+    table = ci_table(long, index="shots", columns="method", digits=1, order=["b", "a"])
+    assert list(table.columns) == ["b", "a"] and list(table.index) == [1, 5]
+    assert table.loc[5, "a"] == "3.0 ± 0.3"
+    with pytest.raises(ValueError, match="lacks columns"):
+        ci_table(long.drop(columns="ci"), index="shots", columns="method")

@@ -43,3 +43,18 @@ def rmse(predicted, target, axis=-1) -> np.ndarray:
 def format_ci(mean: float, half_width: float, digits: int = 2) -> str:
     """``'12.34 ± 0.56'`` — how a mean and its interval are printed in tables."""
     return f"{mean:.{digits}f} ± {half_width:.{digits}f}"
+
+
+def ci_table(results, index: str, columns: str, digits: int = 2, order=None):
+    """Pivot a long table of ``mean``/``ci`` rows into the book's ``mean ± ci`` layout.
+
+    ``results`` has one row per (``index``, ``columns``) pair with columns ``mean`` and
+    ``ci``; ``order`` optionally fixes the column order (e.g. baselines first).
+    """
+    missing = {index, columns, "mean", "ci"} - set(results.columns)
+    if missing:
+        raise ValueError(f"results lacks columns {sorted(missing)}")
+    cells = [format_ci(m, c, digits) for m, c in zip(results["mean"], results["ci"])]
+    table = results.assign(_cell=cells).pivot(index=index, columns=columns, values="_cell")
+    table.columns.name = None
+    return table[list(order)] if order is not None else table

@@ -1,0 +1,63 @@
+"""The book as a reader gets it: a strict build, with nothing loaded from the internet."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+EXTERNAL = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
+
+
+class _Resources(HTMLParser):
+    """Collects every URL a page would *load* (scripts, stylesheets, fonts, images, frames)."""
+
+    def __init__(self):
+        super().__init__()
+        self.loaded: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("script", "img", "iframe", "source", "audio", "video", "embed") and attrs.get("src"):
+            self.loaded.append(attrs["src"])
+        if tag == "link" and attrs.get("href"):
+            rel = (attrs.get("rel") or "").lower()
+            if any(r in rel for r in ("stylesheet", "preload", "icon", "modulepreload", "prefetch", "manifest")):
+                self.loaded.append(attrs["href"])
+        if tag == "object" and attrs.get("data"):
+            self.loaded.append(attrs["data"])
+
+
+def test_every_chapter_in_the_toc_was_built(built_book):
+    assert (built_book / "book" / "intro.html").is_file()
+    assert (built_book / "book" / "learning_to_learn_in_one_notebook.html").is_file()
+
+
+def test_html_loads_nothing_from_the_internet(built_book):
+    offenders = []
+    pages = list(built_book.rglob("*.html"))
+    assert pages
+    for page in pages:
+        parser = _Resources()
+        parser.feed(page.read_text(encoding="utf-8"))
+        offenders += [f"{page.relative_to(built_book)}: {url}" for url in parser.loaded if EXTERNAL.match(url)]
+    for sheet in built_book.rglob("*.css"):
+        for url in re.findall(r"(?:url\(|@import\s+)['\"]?([^'\")\s]+)", sheet.read_text(encoding="utf-8", errors="replace")):
+            if EXTERNAL.match(url):
+                offenders.append(f"{sheet.relative_to(built_book)}: {url}")
+    assert not offenders, "the built book loads resources from the internet:\n" + "\n".join(offenders)
+
+
+def test_math_is_served_locally(built_book):
+    page = (built_book / "book" / "learning_to_learn_in_one_notebook.html").read_text(encoding="utf-8")
+    assert re.search(r'<script[^>]+src="[./]*_static/mathjax/tex-chtml\.js', page), "MathJax is not loaded from _static"
+    assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert 'class="math notranslate nohighlight"' in page
+
+
+def test_bibliography_and_exercise_toggles(built_book):
+    intro = (built_book / "book" / "intro.html").read_text(encoding="utf-8")
+    assert "Finn" in intro and "model-agnostic meta-learning" in intro.lower()
+    chapter = (built_book / "book" / "learning_to_learn_in_one_notebook.html").read_text(encoding="utf-8")
+    assert chapter.count("dropdown") >= 3, "exercise solutions should be hidden behind toggles"
+    assert "Exercise 1" in chapter
+    assert re.search(r'<img[^>]+src="[./]*_images/', chapter), "the chapter's figures are missing"
