@@ -22,6 +22,7 @@ def test_line_progress_prints_periodic_lines():
         pass
     lines = out.getvalue().splitlines()
     assert len(lines) >= 2 and lines[-1].startswith("100%")
+    assert sum(line.startswith("100%") for line in lines) == 1, "the final line is written once"
 
 
 def test_disabled_bar_is_silent():

@@ -36,6 +36,7 @@ class LineProgress(tqdm):
         self._out = out if out is not None else sys.stderr
         self._line_every = line_every
         self._last_line = time.monotonic()
+        self._last_written_n: float | None = None
         self._finished = False
         kwargs.setdefault("ncols", 80)
         kwargs.setdefault("ascii", True)
@@ -45,6 +46,7 @@ class LineProgress(tqdm):
         self._out.write(self.format_meter(**self.format_dict) + "\n")
         self._out.flush()
         self._last_line = time.monotonic()
+        self._last_written_n = self.n
 
     def update(self, n: float = 1) -> bool | None:
         shown = super().update(n)
@@ -55,7 +57,8 @@ class LineProgress(tqdm):
     def close(self) -> None:
         if not self.disable and not self._finished:
             self._finished = True
-            self._write_line()
+            if self._last_written_n != self.n:  # the final state may already be on screen
+                self._write_line()
         super().close()
 
 
