@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+import yaml
+
+from conftest import ROOT
+
 EXTERNAL = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
 
 
@@ -27,9 +31,24 @@ class _Resources(HTMLParser):
             self.loaded.append(attrs["data"])
 
 
-def test_every_chapter_in_the_toc_was_built(built_book):
-    assert (built_book / "book" / "intro.html").is_file()
-    assert (built_book / "book" / "learning_to_learn_in_one_notebook.html").is_file()
+def _toc_files(entry) -> list[str]:
+    files = [entry["file"]] if "file" in entry else []
+    for key in ("parts", "chapters", "sections"):
+        for child in entry.get(key, []):
+            files += _toc_files(child)
+    return files
+
+
+def test_every_chapter_in_the_toc_exists_and_was_built(built_book):
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"], *_toc_files(toc)]
+    assert len(files) >= 3
+    for name in files:
+        sources = [ROOT / f"{name}{suffix}" for suffix in (".md", ".ipynb")]
+        assert any(path.is_file() for path in sources), f"_toc.yml lists {name}, which does not exist"
+        assert (built_book / f"{name}.html").is_file(), f"{name}.html was not built"
+    notebooks_in_book = {str(path.relative_to(ROOT).with_suffix("")) for path in (ROOT / "book").rglob("*.ipynb")}
+    assert notebooks_in_book <= set(files), f"chapters missing from _toc.yml: {notebooks_in_book - set(files)}"
 
 
 def test_html_loads_nothing_from_the_internet(built_book):

@@ -189,3 +189,20 @@ def test_omniglot_resize_and_rotations():
     np.testing.assert_array_equal(rotated[1, 0], np.rot90(small[0, 0]))
     with pytest.raises(ValueError, match="unknown Omniglot split"):
         omniglot.load_omniglot("test")
+
+
+def test_weekly_sales_fills_gaps_and_drops_cancellations():
+    frame = pd.DataFrame({
+        "invoice": ["1", "2", "C3", "4", "5"],
+        "stock_code": ["A", "A", "A", "B", "A"],
+        "quantity": [2, 3, 5, 1, 4],
+        "invoice_date": pd.to_datetime(["2011-01-03", "2011-01-05", "2011-01-06", "2011-01-10", "2011-01-19"]),
+    })
+    weekly = retail.weekly_sales(frame)
+    a = weekly[weekly["product"] == "A"]
+    assert a["value"].tolist() == [5.0, 0.0, 4.0]  # week of Jan 3: 2+3 (the cancellation is dropped); Jan 10: none
+    assert a["weeks_since_launch"].tolist() == [0, 1, 2]
+    b = weekly[weekly["product"] == "B"]
+    assert b["period"].tolist() == list(pd.to_datetime(["2011-01-10", "2011-01-17"])) and b["value"].tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="no sales left"):
+        retail.weekly_sales(frame[frame["quantity"] < 0])

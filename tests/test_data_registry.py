@@ -340,3 +340,21 @@ def test_progress_bar_reports_bytes(served, cache, capsys):
     fetch(RemoteFile("u.data", sha256(DATA), url=f"{base}/u.data"), show_progress=True)
     err = capsys.readouterr().err
     assert "u.data" in err and "100%" in err
+
+
+def test_data_readme_lists_every_catalogued_file_and_digest():
+    from pathlib import Path
+
+    from metaecom.data import catalog
+
+    readme = (Path(__file__).resolve().parents[1] / "data" / "README.md").read_text(encoding="utf-8")
+    files = []
+    for value in vars(catalog).values():
+        for item in (value.values() if isinstance(value, dict) else [value]):
+            if isinstance(item, RemoteFile):
+                files += [item] + ([item.archive] if item.archive else [])
+    assert len(files) > 20
+    for file in files:
+        assert f"`{file.path}`" in readme, f"data/README.md does not list {file.path}"
+        if file.checksum:
+            assert file.checksum in readme, f"data/README.md lacks the digest of {file.path}"

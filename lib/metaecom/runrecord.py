@@ -18,7 +18,7 @@ from metaecom.device import describe_device, get_device
 from metaecom.parameters import smoke_mode
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
@@ -45,7 +45,7 @@ class RunRecord:
 
         return {
             "device": describe_device(get_device()),
-            "cpu": f"{_cpu_name()} ({os.cpu_count()} logical cores)",
+            "cpu": f"{cpu_name()} ({os.cpu_count()} logical cores)",
             "wall time": f"{self.wall_seconds:.1f} s",
             "mode": "smoke run (METAECOM_SMOKE=1)" if smoke_mode() else "full run",
             "metaecom": __version__,

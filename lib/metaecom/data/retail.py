@@ -72,3 +72,28 @@ def load_online_retail() -> pd.DataFrame:
                                            catalog.ONLINE_RETAIL_XLSX.checksum], _read)
     check_published_counts(frame)
     return frame
+
+
+def weekly_sales(frame: pd.DataFrame) -> pd.DataFrame:
+    """Units sold per product and week, from each product's first sale to the last week.
+
+    Cancellations (invoice "C...") and lines with quantity <= 0 are dropped. Weeks start
+    on Monday. Weeks without a sale after a product's launch are filled with 0, so each
+    product's series is complete. Returns columns product (stock code), period (week
+    start, datetime64), value (float units), weeks_since_launch (int, 0 = launch week).
+    """
+    sales = frame[~frame["invoice"].str.startswith("C") & (frame["quantity"] > 0)]
+    if sales.empty:
+        raise ValueError("no sales left after dropping cancellations and non-positive quantities")
+    week = sales["invoice_date"].dt.to_period("W-SUN").dt.start_time
+    units = sales.groupby([sales["stock_code"].rename("product"), week.rename("period")])["quantity"].sum()
+    last = units.index.get_level_values("period").max()
+    series = []
+    for product, weekly in units.groupby(level="product"):
+        weekly = weekly.droplevel("product")
+        periods = pd.date_range(weekly.index.min(), last, freq="7D")
+        filled = weekly.reindex(periods, fill_value=0).astype(float)
+        series.append(pd.DataFrame({"product": product, "period": periods, "value": filled.to_numpy(),
+                                    "weeks_since_launch": range(len(periods))}))
+    result = pd.concat(series, ignore_index=True)
+    return result.astype({"product": "string", "weeks_since_launch": "int32"})
