@@ -1,0 +1,100 @@
+"""The one interface every few-shot method in the book follows.
+
+A method goes through three stages, so chapters can compare any methods side by side:
+
+1. ``meta_train(x, y)`` -- learn from the meta-training classes (features ``x`` and labels
+   ``y``). A transfer baseline pretrains a network on them; a meta-learner samples
+   episodes from them. Methods that need no such stage (a linear probe on frozen
+   features) simply return themselves.
+2. ``adapt(support_x, support_y) -> Adapted`` -- turn one task's support set (episode
+   labels ``0..N-1``, every class present) into a task-specific predictor. The method
+   itself is not changed, so it can adapt to many tasks in turn.
+3. ``Adapted.predict_proba(query_x)`` -- class probabilities for the query set, shape
+   ``[n_query, N]``; ``predict`` gives the arg-max labels.
+
+The checks here give every method the same clear errors on bad input.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+
+def _as_array(x, what: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D array [examples, features], got shape {x.shape}")
+    return x
+
+
+def check_support(support_x, support_y) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validate a support set; return (x float32, y int64, number of classes N)."""
+    x = _as_array(support_x, "support_x")
+    y = np.asarray(support_y)
+    if len(x) == 0:
+        raise ValueError("the support set is empty: a method needs at least one labelled example per class")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"support_y must be 1-D with one label per support example; got {y.shape} for {len(x)} examples")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"support labels must be integer episode labels 0..N-1, got dtype {y.dtype}")
+    classes = np.unique(y)
+    if classes[0] != 0 or classes[-1] != len(classes) - 1:
+        raise ValueError(f"support labels must be 0..N-1 with every class present; got {classes.tolist()}")
+    return x.astype(np.float32), y.astype(np.int64), len(classes)
+
+
+def check_query(query_x, n_features: int, query_y=None, n_classes: int | None = None) -> np.ndarray:
+    """Validate a query set against the adapted task (feature size; labels among the support classes)."""
+    x = _as_array(query_x, "query_x")
+    if x.shape[1] != n_features:
+        raise ValueError(f"query_x has {x.shape[1]} features but the support set had {n_features}")
+    if query_y is not None:
+        y = np.asarray(query_y)
+        outside = sorted(set(y.tolist()) - set(range(n_classes)))
+        if outside:
+            raise ValueError(f"query labels {outside} are not among the support classes 0..{n_classes - 1}")
+    return x.astype(np.float32)
+
+
+class Adapted(ABC):
+    """A predictor for one task, made by :meth:`Method.adapt`."""
+
+    n_features: int
+    n_classes: int
+
+    @abstractmethod
+    def _proba(self, x: np.ndarray) -> np.ndarray: ...
+
+    def predict_proba(self, query_x) -> np.ndarray:
+        """Class probabilities ``[n_query, N]`` (rows sum to one)."""
+        return self._proba(check_query(query_x, self.n_features))
+
+    def predict(self, query_x) -> np.ndarray:
+        return self.predict_proba(query_x).argmax(axis=1)
+
+
+class Method(ABC):
+    """A few-shot method: ``meta_train`` once, then ``adapt`` to each new task."""
+
+    name: str = "method"
+
+    def meta_train(self, x, y) -> "Method":
+        """Learn from the meta-training classes; the default does nothing."""
+        return self
+
+    @abstractmethod
+    def adapt(self, support_x, support_y) -> Adapted: ...
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def accuracy(adapted: Adapted, query_x, query_y) -> float:
+    """Share of query examples classified correctly (query labels must be support classes)."""
+    check_query(query_x, adapted.n_features, query_y, adapted.n_classes)
+    return float(np.mean(adapted.predict(query_x) == np.asarray(query_y)))
