@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import warnings
 
 import numpy as np
+from tqdm import TqdmWarning
 
 from metaecom.data.parsed import cached_array
 from metaecom.device import get_device
@@ -46,7 +48,16 @@ class SentenceEncoder:
 
     def _load(self):
         if self._model is None:
-            from sentence_transformers import SentenceTransformer
+            with warnings.catch_warnings():
+                # sentence-transformers imports tqdm.auto, which warns in a Jupyter kernel
+                # without ipywidgets; the book's own progress bars do not need it
+                warnings.simplefilter("ignore", TqdmWarning)
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+            # keep stored notebook outputs clean: no weight-loading progress bars or notices
+            transformers_logging.disable_progress_bar()
+            transformers_logging.set_verbosity_error()
 
             if self.model_name == DEFAULT_MODEL:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
