@@ -131,3 +131,19 @@ def test_bad_input_gives_clear_errors(pretrained):
 def test_meta_train_pretrains(pretrained):
     method = FineTune(pretrain_steps=20).meta_train(X[SOURCE], Y[SOURCE])
     assert isinstance(method.pretrained, MLP) and method.pretrained.head.out_features == 20
+
+
+def test_reusing_adapted_members_gives_the_same_predictions(pretrained):
+    x, y = X[:10], np.repeat(np.arange(2), 5)
+    members = [LinearProbe(), FineTune(pretrained, "head", steps=10)]
+    direct = Ensemble(members).adapt(x, y).predict_proba(X[10:20])
+    combined = Ensemble.combine([m.adapt(x, y) for m in members]).predict_proba(X[10:20])
+    np.testing.assert_allclose(direct, combined)
+    student = Distillation(members[0], hidden=8, steps=20)
+    a = student.adapt(x, y, unlabeled_x=X[10:20]).predict_proba(X[20:25])
+    b = student.adapt(x, y, unlabeled_x=X[10:20], teacher=members[0].adapt(x, y)).predict_proba(X[20:25])
+    np.testing.assert_allclose(a, b)
+    with pytest.raises(ValueError, match="the adapted teacher has 2 classes, the support set 3"):
+        student.adapt(X[:9], np.repeat(np.arange(3), 3), teacher=members[0].adapt(x, y))
+    with pytest.raises(ValueError, match="at least one adapted model"):
+        Ensemble.combine([])

@@ -218,7 +218,14 @@ class Ensemble(Method):
         return self
 
     def adapt(self, support_x, support_y) -> Adapted:
-        return _AverageAdapted([member.adapt(support_x, support_y) for member in self.members])
+        return self.combine([member.adapt(support_x, support_y) for member in self.members])
+
+    @staticmethod
+    def combine(adapted: list[Adapted]) -> Adapted:
+        """Average already-adapted predictors (saves re-adapting members a chapter has adapted)."""
+        if not adapted or len({(a.n_features, a.n_classes) for a in adapted}) != 1:
+            raise ValueError("combine needs at least one adapted model, all for the same task")
+        return _AverageAdapted(adapted)
 
 
 class ParameterAveraging(Method):
@@ -258,10 +265,14 @@ class Distillation(Method):
         self.teacher.meta_train(x, y)
         return self
 
-    def adapt(self, support_x, support_y, unlabeled_x=None) -> Adapted:
+    def adapt(self, support_x, support_y, unlabeled_x=None, teacher: Adapted | None = None) -> Adapted:
+        """``teacher`` may pass the teacher already adapted to this support set (saves its cost)."""
         x, y, n = check_support(support_x, support_y)
         pool = x if unlabeled_x is None else np.concatenate([x, check_query(unlabeled_x, x.shape[1])])
-        teacher = self.teacher.adapt(x, y)
+        if teacher is None:
+            teacher = self.teacher.adapt(x, y)
+        elif teacher.n_classes != n:
+            raise ValueError(f"the adapted teacher has {teacher.n_classes} classes, the support set {n}")
         torch.manual_seed(self.seed)
         student = MLP(x.shape[1], self.hidden, n)
         train_classifier(student, x, y, self.steps, self.lr, seed=self.seed, soft_targets=teacher.predict_proba(pool),
