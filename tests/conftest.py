@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +54,14 @@ def book_server(built_book):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # keep pytest output clean
         pass
+
+
+def clustered_classes(n_classes: int = 30, per_class: int = 40, dim: int = 32, seed: int = 0):
+    """Synthetic few-shot data with shared structure: class centres in a 4-d subspace of a
+    ``dim``-d space, so what is learned on some classes helps with others."""
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(4, dim))
+    centres = rng.normal(size=(n_classes, 4)) * 3
+    x = np.concatenate([(c + rng.normal(size=(per_class, 4))) @ basis + 0.3 * rng.normal(size=(per_class, dim))
+                        for c in centres]).astype(np.float32)
+    return x, np.repeat(np.arange(n_classes), per_class)

@@ -57,3 +57,34 @@ class BatchedMLP(nn.Module):
             for source, target in zip(list(self.weights) + list(self.biases), list(copy.weights) + list(copy.biases)):
                 target.copy_(source[index : index + 1].expand_as(target))
         return copy
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 convolution (padding 1), batch normalisation, ReLU, 2x2 max-pooling."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+
+
+class Conv4(nn.Module):
+    """The standard few-shot image backbone: four conv blocks of ``hidden`` channels.
+
+    Used by Matching, Prototypical and Relation Networks and by MAML on Omniglot. A
+    28x28 input shrinks to 14, 7, 3 and 1 pixels, so the output is a ``hidden``-d vector
+    (64 by default). Batch normalisation uses the statistics of the current batch in
+    training mode (an episode during meta-training) and running averages in eval mode.
+    """
+
+    def __init__(self, in_channels: int = 1, hidden: int = 64):
+        super().__init__()
+        self.blocks = nn.Sequential(
+            conv_block(in_channels, hidden), conv_block(hidden, hidden), conv_block(hidden, hidden), conv_block(hidden, hidden)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"Conv4 expects images [batch, channels, height, width], got shape {list(x.shape)}")
+        return self.blocks(x).flatten(start_dim=1)

@@ -2,6 +2,8 @@
 
 - :mod:`metaecom.methods.transfer` -- the baselines to beat: fine-tuning, linear probes,
   feature-based transfer, distillation, ensembling and parameter averaging.
+- :mod:`metaecom.methods.metric` -- metric-based meta-learning: Prototypical, Matching,
+  Relation and Siamese networks, trained on episodes, adapted by a forward pass.
 """
 
 from metaecom.methods.base import Adapted, Method, accuracy, check_query, check_support

@@ -12,7 +12,9 @@ A method goes through three stages, so chapters can compare any methods side by 
 3. ``Adapted.predict_proba(query_x)`` -- class probabilities for the query set, shape
    ``[n_query, N]``; ``predict`` gives the arg-max labels.
 
-The checks here give every method the same clear errors on bad input.
+Inputs are arrays whose first axis indexes examples: feature vectors ``[n, d]`` or images
+``[n, channels, height, width]``. The checks here give every method the same clear errors
+on bad input.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ def _as_array(x, what: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D array [examples, features], got shape {x.shape}")
+    if x.ndim < 2:
+        raise ValueError(f"{what} must be an array [examples, features...] (2-D or more), got shape {x.shape}")
     return x
 
 
@@ -48,11 +50,12 @@ def check_support(support_x, support_y) -> tuple[np.ndarray, np.ndarray, int]:
     return x.astype(np.float32), y.astype(np.int64), len(classes)
 
 
-def check_query(query_x, n_features: int, query_y=None, n_classes: int | None = None) -> np.ndarray:
-    """Validate a query set against the adapted task (feature size; labels among the support classes)."""
+def check_query(query_x, feature_shape, query_y=None, n_classes: int | None = None) -> np.ndarray:
+    """Validate a query set against the adapted task (feature shape; labels among the support classes)."""
     x = _as_array(query_x, "query_x")
-    if x.shape[1] != n_features:
-        raise ValueError(f"query_x has {x.shape[1]} features but the support set had {n_features}")
+    feature_shape = tuple(int(v) for v in np.atleast_1d(feature_shape))
+    if x.shape[1:] != feature_shape:
+        raise ValueError(f"query_x has feature shape {x.shape[1:]} but the support set had {feature_shape}")
     if query_y is not None:
         y = np.asarray(query_y)
         outside = sorted(set(y.tolist()) - set(range(n_classes)))
@@ -64,7 +67,7 @@ def check_query(query_x, n_features: int, query_y=None, n_classes: int | None = 
 class Adapted(ABC):
     """A predictor for one task, made by :meth:`Method.adapt`."""
 
-    n_features: int
+    feature_shape: tuple
     n_classes: int
 
     @abstractmethod
@@ -72,7 +75,7 @@ class Adapted(ABC):
 
     def predict_proba(self, query_x) -> np.ndarray:
         """Class probabilities ``[n_query, N]`` (rows sum to one)."""
-        return self._proba(check_query(query_x, self.n_features))
+        return self._proba(check_query(query_x, self.feature_shape))
 
     def predict(self, query_x) -> np.ndarray:
         return self.predict_proba(query_x).argmax(axis=1)
@@ -96,5 +99,5 @@ class Method(ABC):
 
 def accuracy(adapted: Adapted, query_x, query_y) -> float:
     """Share of query examples classified correctly (query labels must be support classes)."""
-    check_query(query_x, adapted.n_features, query_y, adapted.n_classes)
+    check_query(query_x, adapted.feature_shape, query_y, adapted.n_classes)
     return float(np.mean(adapted.predict(query_x) == np.asarray(query_y)))

@@ -98,7 +98,7 @@ def pretrain(x, y, hidden: int = 256, steps: int = 500, lr: float = 1e-3, batch_
 
 class _TorchAdapted(Adapted):
     def __init__(self, model: nn.Module, n_features: int, n_classes: int):
-        self.model, self.n_features, self.n_classes = model, n_features, n_classes
+        self.model, self.feature_shape, self.n_classes = model, (n_features,), n_classes
 
     def _proba(self, x):
         with torch.no_grad():
@@ -160,7 +160,8 @@ class FineTune(Method):
 
 class _SklearnAdapted(Adapted):
     def __init__(self, classifier, transform, n_features: int, n_classes: int):
-        self.classifier, self.transform, self.n_features, self.n_classes = classifier, transform, n_features, n_classes
+        self.classifier, self.transform, self.n_classes = classifier, transform, n_classes
+        self.feature_shape = (n_features,)
 
     def _proba(self, x):
         return self.classifier.predict_proba(self.transform(x))
@@ -197,7 +198,7 @@ class LinearProbe(Method):
 class _AverageAdapted(Adapted):
     def __init__(self, members: list[Adapted]):
         self.members = members
-        self.n_features, self.n_classes = members[0].n_features, members[0].n_classes
+        self.feature_shape, self.n_classes = members[0].feature_shape, members[0].n_classes
 
     def _proba(self, x):
         return np.mean([member.predict_proba(x) for member in self.members], axis=0)
@@ -223,7 +224,7 @@ class Ensemble(Method):
     @staticmethod
     def combine(adapted: list[Adapted]) -> Adapted:
         """Average already-adapted predictors (saves re-adapting members a chapter has adapted)."""
-        if not adapted or len({(a.n_features, a.n_classes) for a in adapted}) != 1:
+        if not adapted or len({(a.feature_shape, a.n_classes) for a in adapted}) != 1:
             raise ValueError("combine needs at least one adapted model, all for the same task")
         return _AverageAdapted(adapted)
 
@@ -268,7 +269,7 @@ class Distillation(Method):
     def adapt(self, support_x, support_y, unlabeled_x=None, teacher: Adapted | None = None) -> Adapted:
         """``teacher`` may pass the teacher already adapted to this support set (saves its cost)."""
         x, y, n = check_support(support_x, support_y)
-        pool = x if unlabeled_x is None else np.concatenate([x, check_query(unlabeled_x, x.shape[1])])
+        pool = x if unlabeled_x is None else np.concatenate([x, check_query(unlabeled_x, x.shape[1:])])
         if teacher is None:
             teacher = self.teacher.adapt(x, y)
         elif teacher.n_classes != n:

@@ -1,0 +1,137 @@
+"""Metric-based methods: the math of each scoring rule, and short training runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from metaecom.methods import accuracy
+from metaecom.methods.metric import MatchingNet, ProtoNet, RelationNet, SiameseNet, prototypes
+from metaecom.models import Conv4
+from metaecom.tasks import FewShotSampler
+
+from conftest import clustered_classes
+
+X, Y = clustered_classes()
+TRAIN, TEST = np.arange(20), np.arange(20, 30)
+
+
+def _encoder(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 16))
+
+
+METHODS = {
+    "protonet": lambda: ProtoNet(_encoder(), n_way=5, k_shot=1, n_query=5, device="cpu"),
+    "protonet-cosine": lambda: ProtoNet(_encoder(), distance="cosine", n_way=5, k_shot=1, n_query=5, device="cpu"),
+    "matching": lambda: MatchingNet(_encoder(), n_way=5, k_shot=1, n_query=5, device="cpu"),
+    "relation": lambda: RelationNet(_encoder(), embedding_dim=16, n_way=5, k_shot=1, n_query=5, device="cpu"),
+    "siamese": lambda: SiameseNet(_encoder(), embedding_dim=16, n_way=5, k_shot=1, n_query=5, device="cpu"),
+}
+
+
+def _test_accuracy(method, k_shot=1, episodes=30):
+    sampler = FewShotSampler(Y, n_way=5, k_shot=k_shot, n_query=10, classes=TEST, seed=7)
+    return np.mean([accuracy(method.adapt(X[e.support], e.support_y), X[e.query], e.query_y)
+                    for e in sampler.episodes(episodes)])
+
+
+def test_prototype_is_the_mean_embedding_of_its_class():
+    z = torch.randn(12, 4)
+    y = torch.tensor([0, 1, 2] * 4)
+    centres = prototypes(z, y, 3)
+    for k in range(3):
+        torch.testing.assert_close(centres[k], z[y == k].mean(dim=0))
+
+
+def test_protonet_scores_are_negative_squared_distances_to_prototypes():
+    method = METHODS["protonet"]()
+    support_z, query_z = torch.randn(6, 4), torch.randn(3, 4)
+    support_y = torch.tensor([0, 0, 1, 1, 2, 2])
+    centres = prototypes(support_z, support_y, 3)
+    expected = -((query_z[:, None, :] - centres[None]) ** 2).sum(dim=2)
+    torch.testing.assert_close(method.scores(support_z, support_y, query_z, 3), expected)
+
+
+def test_matching_attention_weights_sum_to_one_per_query():
+    method = METHODS["matching"]()
+    support_z, query_z = torch.randn(10, 8), torch.randn(4, 8)
+    weights = method.attention(support_z, query_z)
+    assert weights.shape == (4, 10) and (weights >= 0).all()
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(4))
+    support_y = torch.arange(5).repeat(2)
+    proba = method.probabilities(support_z, support_y, query_z, 5)
+    torch.testing.assert_close(proba.sum(dim=1), torch.ones(4))
+    torch.testing.assert_close(proba[:, 0], weights[:, 0] + weights[:, 5])
+
+
+def test_relation_and_siamese_scores():
+    relation = METHODS["relation"]()
+    support_z, query_z, support_y = torch.randn(6, 16), torch.randn(3, 16), torch.tensor([0, 0, 1, 1, 2, 2])
+    r = relation.relations(support_z, support_y, query_z, 3)
+    assert r.shape == (3, 3) and ((r > 0) & (r < 1)).all()
+    torch.testing.assert_close(relation.probabilities(support_z, support_y, query_z, 3).sum(dim=1), torch.ones(3))
+    siamese = METHODS["siamese"]()
+    pair = siamese.pair_logits(support_z, query_z)
+    best = siamese.scores(support_z, support_y, query_z, 3)
+    torch.testing.assert_close(best[:, 1], torch.maximum(pair[:, 2], pair[:, 3]))
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_short_meta_training_beats_chance_on_new_classes(name):
+    method = METHODS[name]()
+    before = _test_accuracy(method)
+    method.meta_train(X[np.isin(Y, TRAIN)], Y[np.isin(Y, TRAIN)], episodes=150)
+    after = _test_accuracy(method)
+    assert after > 0.5, f"{name}: {after:.2f} after meta-training (chance 0.2)"
+    assert len(method.history) == 150 and np.all(np.isfinite(method.history))
+    assert after >= before - 0.05
+
+
+def test_same_seed_same_result():
+    a = METHODS["protonet"]().meta_train(X[:800], Y[:800], episodes=20)
+    b = METHODS["protonet"]().meta_train(X[:800], Y[:800], episodes=20)
+    assert a.history == b.history
+    episode = FewShotSampler(Y, 5, 1, 5, classes=TEST, seed=1).sample()
+    np.testing.assert_array_equal(a.adapt(X[episode.support], episode.support_y).predict_proba(X[episode.query]),
+                                  b.adapt(X[episode.support], episode.support_y).predict_proba(X[episode.query]))
+
+
+def test_conv4_on_omniglot_sized_images():
+    torch.manual_seed(0)
+    images = torch.rand(10, 1, 28, 28)
+    assert Conv4()(images).shape == (10, 64)
+    with pytest.raises(ValueError, match=r"images \[batch, channels, height, width\]"):
+        Conv4()(torch.rand(10, 28, 28))
+    x = np.random.default_rng(0).random((40, 1, 28, 28), dtype=np.float32)
+    y = np.repeat(np.arange(8), 5)
+    method = ProtoNet(Conv4(), n_way=4, k_shot=1, n_query=2, device="cpu").meta_train(x, y, episodes=3)
+    adapted = method.adapt(x[[0, 5, 10, 15]], np.arange(4))
+    assert adapted.predict_proba(x[20:23]).shape == (3, 4)
+    with pytest.raises(ValueError, match=r"feature shape \(1, 32, 32\) but the support set had \(1, 28, 28\)"):
+        adapted.predict(np.zeros((2, 1, 32, 32), dtype=np.float32))
+
+
+def test_bad_input():
+    method = METHODS["protonet"]()
+    adapted = method.adapt(X[:4], np.array([0, 0, 1, 1]))
+    with pytest.raises(ValueError, match=r"query labels \[3\] are not among the support classes 0..1"):
+        accuracy(adapted, X[4:6], np.array([0, 3]))
+    with pytest.raises(ValueError, match="one label per support example"):
+        method.adapt(X[:4], np.array([0, 1]))
+    with pytest.raises(ValueError, match="distance must be"):
+        ProtoNet(_encoder(), distance="manhattan")
+    with pytest.raises(ValueError, match="asked for 5-way episodes"):
+        method.meta_train(X[:80], Y[:80], episodes=1)  # only 2 classes there
+    bad = X[:800].copy()
+    bad[0] = np.nan
+    with pytest.raises(FloatingPointError, match="at episode"):
+        METHODS["protonet"]().meta_train(np.full_like(bad, np.nan), Y[:800], episodes=5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_runs_on_cuda():
+    method = ProtoNet(_encoder(), n_way=5, k_shot=1, n_query=5, device="cuda").meta_train(X, Y, episodes=5)
+    assert method.adapt(X[:5], np.arange(5)).predict_proba(X[5:8]).shape == (3, 5)
