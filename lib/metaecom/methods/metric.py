@@ -22,6 +22,7 @@ the query loss. They differ only in how a query is scored:
 
 from __future__ import annotations
 
+import time
 
 import numpy as np
 import torch
@@ -48,12 +49,16 @@ class MetricMethod(Method):
     """
 
     def __init__(self, encoder: nn.Module, n_way: int = 5, k_shot: int = 1, n_query: int = 15,
-                 episodes: int = 1000, lr: float = 1e-3, seed: int = 0, device=None):
+                 episodes: int = 1000, lr: float = 1e-3, lr_halving_every: int | None = None,
+                 seed: int = 0, device=None):
+        if lr_halving_every is not None and lr_halving_every < 1:
+            raise ValueError(f"lr_halving_every must be a positive number of episodes or None, got {lr_halving_every}")
         self.encoder = encoder
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
-        self.episodes, self.lr, self.seed = episodes, lr, seed
+        self.episodes, self.lr, self.lr_halving_every, self.seed = episodes, lr, lr_halving_every, seed
         self.device = torch.device(device) if device is not None else get_device()
         self.history: list[float] = []  # meta-training loss per episode
+        self.train_seconds = 0.0        # wall time spent in meta_train
         self.to(self.device)
 
     # --- what subclasses define -------------------------------------------------------
@@ -79,17 +84,29 @@ class MetricMethod(Method):
     def _tensor(self, x) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.device)
 
-    def meta_train(self, x, y, episodes: int | None = None, desc: str | None = None) -> "MetricMethod":
-        """Train on ``episodes`` N-way K-shot episodes drawn from the classes in ``y``."""
+    def meta_train(self, x, y, episodes: int | None = None, desc: str | None = None,
+                   max_seconds: float | None = None) -> "MetricMethod":
+        """Train on ``episodes`` N-way K-shot episodes drawn from the classes in ``y``.
+
+        ``max_seconds`` stops training earlier once that much wall time has passed (a
+        time budget, as in the reproduction runs); ``len(self.history)`` then says how
+        many episodes were trained. With ``lr_halving_every`` set, the learning rate is
+        halved after every that many episodes (the schedule of Snell et al.).
+        """
         y = np.asarray(y)
         sampler = FewShotSampler(y, self.n_way, self.k_shot, self.n_query, seed=self.seed)
         torch.manual_seed(self.seed)
         parameters = [p for module in self.modules() for p in module.parameters()]
         optimizer = torch.optim.Adam(parameters, lr=self.lr)
+        schedule = (torch.optim.lr_scheduler.StepLR(optimizer, self.lr_halving_every, gamma=0.5)
+                    if self.lr_halving_every else None)
         for module in self.modules():
             module.train()
         total = episodes if episodes is not None else self.episodes
+        started = time.perf_counter()
         for step in progress(range(1, total + 1), desc=desc, disable=desc is None):
+            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                break
             episode = sampler.sample()
             support_y = torch.as_tensor(episode.support_y, device=self.device)
             query_y = torch.as_tensor(episode.query_y, device=self.device)
@@ -101,7 +118,10 @@ class MetricMethod(Method):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             self.history.append(loss.item())
+        self.train_seconds += time.perf_counter() - started
         for module in self.modules():
             module.eval()
         return self
