@@ -135,3 +135,28 @@ def test_bad_input():
 def test_runs_on_cuda():
     method = ProtoNet(_encoder(), n_way=5, k_shot=1, n_query=5, device="cuda").meta_train(X, Y, episodes=5)
     assert method.adapt(X[:5], np.arange(5)).predict_proba(X[5:8]).shape == (3, 5)
+
+
+def test_nearest_neighbour_returns_the_class_of_the_most_similar_support_example():
+    from metaecom.methods.metric import NearestNeighbour
+
+    support = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.2]])
+    adapted = NearestNeighbour().adapt(support, np.array([0, 1, 2]))
+    query = np.array([[2.0, 0.1], [0.1, 3.0], [-5.0, 0.0]])
+    np.testing.assert_array_equal(adapted.predict(query), [0, 1, 2])
+    np.testing.assert_allclose(adapted.predict_proba(query).sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="feature shape"):
+        adapted.predict(np.ones((2, 3)))
+
+
+def test_embedding_plot_draws_points_and_centres():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from metaecom.plots import plot_embeddings_2d
+
+    z = np.random.default_rng(0).normal(size=(30, 8))
+    ax = plot_embeddings_2d(z, np.repeat(np.arange(3), 10), centres=z[:3])
+    assert len(ax.collections) == 3 + 3  # one scatter per class, one star per centre
+    with pytest.raises(ValueError, match="one label per row"):
+        plot_embeddings_2d(z, np.zeros(5))

@@ -30,7 +30,7 @@ import torch
 from metaecom.device import describe_device, get_device
 from metaecom.methods.metric import MatchingNet, ProtoNet, RelationNet, SiameseNet
 from metaecom.models import Conv4
-from metaecom.reproduction import evaluate_settings, write_run
+from metaecom.reproduction import evaluate_settings, results_path, write_run
 from metaecom.runrecord import cpu_name
 from metaecom.seeding import seed_everything
 
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-episodes", type=int, default=1_000_000, help="stop earlier after this many episodes")
     parser.add_argument("--test-episodes", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=os.path.join("book", "results", "omniglot.json"))
+    parser.add_argument("--out", default=str(results_path("omniglot")), help="results file (default: the book's)")
     parser.add_argument("--checkpoint", default=None, help="also save the trained weights here (.pt)")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.test_episodes < 2:

@@ -48,6 +48,12 @@ PUBLISHED_OMNIGLOT = {
 }
 
 
+def results_path(benchmark: str = "omniglot") -> Path:
+    """Where the book keeps a benchmark's results file: ``book/results/<benchmark>.json``
+    of the repository this package was installed from (it is installed editable)."""
+    return Path(__file__).resolve().parents[2] / "book" / "results" / f"{benchmark}.json"
+
+
 def setting_name(n_way: int, k_shot: int) -> str:
     return f"{n_way}-way {k_shot}-shot"
 
@@ -125,7 +131,7 @@ def comparison_table(results: pd.DataFrame, published=PUBLISHED_OMNIGLOT, settin
             row = results[(results["method"] == method) & (results["setting"] == name)]
             ours.append(f"{row['accuracy'].iloc[0]:.1f} ± {row['ci'].iloc[0]:.1f}" if len(row) else "—")
             value = published.get(method, ((None,) * len(settings), ""))[0][settings.index((n_way, k_shot))]
-            paper.append("—" if value is None else f"{value:g}")
+            paper.append("—" if value is None else str(value))
         columns[(name, "ours")] = ours
         columns[(name, "paper")] = paper
     table = pd.DataFrame(columns, index=pd.Index(methods, name="method"))

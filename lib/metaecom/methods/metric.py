@@ -18,6 +18,9 @@ the query loss. They differ only in how a query is scored:
   weighted L1 distance of two embeddings (weights kept positive, unlike the paper, so
   the score always falls with distance), trained with binary cross-entropy on
   (query, support) pairs; a query's class score is its best match in that class.
+
+:class:`NearestNeighbour` is the untrained baseline they all refine: the class of the
+most similar support example.
 """
 
 from __future__ import annotations
@@ -251,3 +254,37 @@ class SiameseNet(MetricMethod):
         mask = F.one_hot(support_y, n_way).T.bool()  # [n_way, n_support]
         best = logits.unsqueeze(1).masked_fill(~mask.unsqueeze(0), float("-inf"))
         return best.max(dim=2).values  # best match within each class
+
+
+class NearestNeighbour(Method):
+    """The untrained baseline of every metric method: label a query with the class of its
+    most similar support example (cosine similarity of the features as given, or of
+    ``encoder``'s embeddings). Probabilities are one-hot on the winning class.
+    """
+
+    name = "nearest neighbour"
+
+    def __init__(self, encoder: nn.Module | None = None):
+        self.encoder = encoder
+
+    def _embed(self, x: np.ndarray) -> torch.Tensor:
+        z = torch.as_tensor(x, dtype=torch.float32)
+        if self.encoder is not None:
+            self.encoder.eval()
+            with torch.no_grad():
+                z = self.encoder(z.to(next(self.encoder.parameters()).device)).cpu()
+        return F.normalize(z.flatten(start_dim=1), dim=1)
+
+    def adapt(self, support_x, support_y) -> Adapted:
+        x, y, n = check_support(support_x, support_y)
+        return _NearestAdapted(self, self._embed(x), torch.as_tensor(y), n, x.shape[1:])
+
+
+class _NearestAdapted(Adapted):
+    def __init__(self, method: NearestNeighbour, support_z, support_y, n_classes: int, feature_shape):
+        self.method, self.support_z, self.support_y = method, support_z, support_y
+        self.n_classes, self.feature_shape = n_classes, tuple(feature_shape)
+
+    def _proba(self, x):
+        nearest = (self.method._embed(x) @ self.support_z.T).argmax(dim=1)
+        return F.one_hot(self.support_y[nearest], self.n_classes).to(torch.float32).numpy()
