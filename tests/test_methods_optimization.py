@@ -374,3 +374,43 @@ def test_runs_on_cuda(name):
     assert method.adapt(X[:5], np.arange(5)).predict_proba(X[5:8]).shape == (3, 5)
     grad = method.meta_gradient([(X[:5], np.arange(5), X[5:10], np.arange(5))])
     assert all(g.device.type == "cuda" for g in grad.values())
+
+
+@pytest.mark.parametrize("cls", [MAML, FOMAML, ANIL, MetaSGD])
+def test_vectorized_meta_gradient_equals_the_per_task_loop_with_batch_norm(cls):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).double()
+    method = cls(model, n_way=3, k_shot=2, n_query=2, inner_steps=2, inner_lr=0.3, device="cpu")
+    rng = np.random.default_rng(1)
+    tasks = [(rng.normal(size=(6, 6)), np.repeat(np.arange(3), 2), rng.normal(size=(6, 6)), np.repeat(np.arange(3), 2))
+             for _ in range(3)]
+    loop = method.meta_gradient(tasks)
+    value, vectorized = method.vectorized_meta_gradient(tasks)
+    assert value == pytest.approx(method.meta_loss(tasks).item(), rel=1e-12)
+    a = torch.cat([loop[n].flatten() for n in loop])
+    b = torch.cat([vectorized[n].flatten() for n in loop])
+    assert ((a - b).norm() / a.norm()).item() < 1e-10
+
+
+def test_vectorized_meta_training_follows_the_same_path_as_the_loop():
+    def train(vectorize):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).double()
+        method = MAML(model, n_way=3, k_shot=2, n_query=2, inner_steps=1, meta_batch=3, device="cpu",
+                      vectorize=vectorize)
+        rng = np.random.default_rng(2)
+        x, y = rng.normal(size=(60, 6)), np.repeat(np.arange(6), 10)
+        return method.meta_train(x, y, episodes=4).history
+
+    np.testing.assert_allclose(train(True), train(False), rtol=1e-10)
+
+
+def test_vectorized_path_rejects_tasks_of_different_shapes_and_reptile():
+    torch.manual_seed(0)
+    method = MAML(nn.Sequential(nn.Linear(4, 2)).double(), n_way=2, k_shot=1, n_query=1, device="cpu")
+    a = (np.zeros((2, 4)), np.arange(2), np.zeros((2, 4)), np.arange(2))
+    b = (np.zeros((4, 4)), np.repeat(np.arange(2), 2), np.zeros((2, 4)), np.arange(2))
+    with pytest.raises(ValueError, match="identical shapes"):
+        method.vectorized_meta_gradient([a, b])
+    with pytest.raises(ValueError, match="no vectorized path"):
+        Reptile(nn.Sequential(nn.Linear(4, 2)), n_way=2, k_shot=1, n_query=1, vectorize=True)

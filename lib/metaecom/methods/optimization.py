@@ -167,6 +167,26 @@ def _check_positive(name: str, value) -> float:
     return float(value)
 
 
+class _PlainBatchNorm(nn.Module):
+    """Batch normalisation with the current batch's statistics, written with plain tensor
+    operations so that every order of derivative is exact under ``torch.func``."""
+
+    def __init__(self, batch_norm: nn.modules.batchnorm._BatchNorm):
+        super().__init__()
+        if not batch_norm.affine:
+            raise ValueError("only affine batch norm layers are supported")
+        self.weight = nn.Parameter(batch_norm.weight.detach().clone())
+        self.bias = nn.Parameter(batch_norm.bias.detach().clone())
+        self.eps = batch_norm.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dims = [0, *range(2, x.dim())]
+        mean = x.mean(dim=dims, keepdim=True)
+        var = x.var(dim=dims, unbiased=False, keepdim=True)
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
+
+
 class _LearnedRates(nn.Module):
     """Meta-SGD's per-weight inner learning rates, one tensor per model parameter."""
 
@@ -206,7 +226,8 @@ class GradientMethod(Method):
     def __init__(self, model: nn.Module, n_way: int = 5, k_shot: int = 1, n_query: int = 15, inner_steps: int = 1,
                  inner_lr: float = 0.4, meta_lr: float = 1e-3, meta_batch: int = 4, first_order: bool | None = None,
                  episodes: int = 1000, seed: int = 0, device=None, test_inner_steps: int | None = None,
-                 task: str = "classification", head_names: Iterable[str] | None = None):
+                 task: str = "classification", head_names: Iterable[str] | None = None,
+                 vectorize: bool = False):
         if task not in TASK_KINDS:
             raise ValueError(f"task must be one of {TASK_KINDS}, got {task!r}")
         if not any(True for _ in model.parameters()):
@@ -226,6 +247,7 @@ class GradientMethod(Method):
             raise ValueError(f"{self.name} is first-order by definition; use MAML for second-order meta-gradients")
         self.first_order = self.first_order_default if first_order is None else bool(first_order)
         self.seed = seed
+        self.vectorize = bool(vectorize)  # meta-steps through vectorized_meta_gradient (torch.func.vmap)
         self.head_names = head_parameter_names(model, head_names)
         self.device = torch.device(device) if device is not None else get_device()
         self.model.to(self.device)
@@ -319,6 +341,71 @@ class GradientMethod(Method):
             total = total + self.loss_fn(functional_forward(self.model, adapted, self._buffers(), qx), qy)
         return total / len(tasks)
 
+    def _batch_norm_free_model(self) -> nn.Module:
+        """A copy of the model for ``torch.func.vmap``, its batch norm layers replaced by
+        :class:`_PlainBatchNorm` (same parameter names, batch statistics only). vmap cannot
+        update one running-statistics buffer from many tasks at once, and in this torch
+        version the second derivative of the built-in batch norm under ``torch.func``
+        transforms differs from autograd's (measured: 6% relative on a small MLP), while
+        the plain formula is differentiated exactly. The copy's own weights are unused:
+        :meth:`vectorized_meta_gradient` passes the model's."""
+        if getattr(self, "_vmap_model", None) is None:
+            import copy
+
+            clone = copy.deepcopy(self.model)
+            for parent in list(clone.modules()):
+                for child_name, child in parent.named_children():
+                    if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                        setattr(parent, child_name, _PlainBatchNorm(child))
+                if getattr(parent, "channels_last", False):  # vmap cannot query memory formats
+                    parent.channels_last = False
+            self._vmap_model = clone
+        return self._vmap_model
+
+    def vectorized_meta_gradient(self, tasks: Sequence) -> tuple[float, dict[str, torch.Tensor]]:
+        """The meta-loss and :meth:`meta_gradient`, computed for all tasks at once with
+        ``torch.func.vmap`` — a purely functional path: ``torch.func.grad`` of the mean over
+        a ``vmap`` over tasks of the query loss after an inner loop of ``torch.func.grad``
+        steps (regular autograd cannot differentiate through functorch's inner transforms).
+
+        All tasks must have the same shapes (N-way K-shot episodes do). vmap turns the
+        tasks' convolutions into one grouped convolution, which pays off most on a GPU.
+        Same value and gradient as the per-task loop, up to floating-point rounding.
+        """
+        if len(tasks) == 0:
+            raise ValueError("meta_gradient needs at least one task")
+        tensors = [self._task_tensors(task) for task in tasks]
+        shapes = {tuple(tuple(t.shape) for t in task) for task in tensors}
+        if len(shapes) != 1:
+            raise ValueError("the vectorized path needs tasks of identical shapes (same N, K and query count)")
+        sx, sy, qx, qy = (torch.stack(parts) for parts in zip(*tensors))
+        model = self._batch_norm_free_model()
+        meta = {n: p.detach() for n, p in self.meta_parameters().items()}
+        weight_names = [n for n, _ in self.model.named_parameters()]
+        names = weight_names if self.adapt_names() is None else list(self.adapt_names())
+        steps, first_order, loss_fn, lr = self.inner_steps, self.first_order, self.loss_fn, self.inner_lr
+        has_rates = self.inner_lrs() is not None
+
+        def task_loss(meta, sx, sy, qx, qy):
+            weights = {n: meta[n] for n in weight_names}
+
+            def support_loss(fast):
+                return loss_fn(functional_call(model, {**weights, **fast}, (sx,)), sy)
+
+            fast = {n: weights[n] for n in names}
+            for _ in range(steps):
+                grads = torch.func.grad(support_loss)(fast)
+                fast = {n: fast[n] - (meta[f"inner_lr[{n}]"] if has_rates else lr)
+                        * (grads[n].detach() if first_order else grads[n]) for n in names}
+            return loss_fn(functional_call(model, {**weights, **fast}, (qx,)), qy)
+
+        def mean_loss(meta):
+            losses = torch.func.vmap(task_loss, in_dims=(None, 0, 0, 0, 0), randomness="same")(meta, sx, sy, qx, qy)
+            return losses.mean()
+
+        grads, loss = torch.func.grad_and_value(mean_loss)(meta)
+        return loss.item(), grads
+
     def meta_gradient(self, tasks: Sequence) -> dict[str, torch.Tensor]:
         """The gradient of :meth:`meta_loss` over ``tasks`` with respect to each meta-parameter
         (keys as in :meth:`meta_parameters`); nothing is updated."""
@@ -345,13 +432,20 @@ class GradientMethod(Method):
         weight is changed.
         """
         optimizer = self._outer_optimizer()
-        with torch.enable_grad():
-            loss = self.meta_loss(tasks)
-            value = loss.item()
+        if self.vectorize:
+            value, grads = self.vectorized_meta_gradient(tasks)
             if not math.isfinite(value):
                 self._fail(len(self.history) + 1, f"loss became {value}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            for name, parameter in self.meta_parameters().items():
+                parameter.grad = grads[name]
+        else:
+            with torch.enable_grad():
+                loss = self.meta_loss(tasks)
+                value = loss.item()
+                if not math.isfinite(value):
+                    self._fail(len(self.history) + 1, f"loss became {value}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
         optimizer.step()
         self.history.append(value)
         self.episodes_seen += len(tasks)
@@ -577,6 +671,8 @@ class Reptile(GradientMethod):
             raise ValueError(f"inner_optimizer must be 'adam' or 'sgd', got {inner_optimizer!r}")
         if kwargs.get("first_order") is False:
             raise ValueError("Reptile is first-order by construction; do not pass first_order=False")
+        if kwargs.get("vectorize"):
+            raise ValueError("Reptile trains each task with its own optimizer state; it has no vectorized path")
         if "meta_lr" in kwargs:
             raise ValueError("Reptile has no outer optimizer: its outer step size is meta_step, not meta_lr")
         kwargs.pop("first_order", None)
