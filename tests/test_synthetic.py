@@ -54,3 +54,54 @@ def test_bad_input():
         stores.mean_demand(np.ones((3, 4)))
     with pytest.raises(ValueError, match="k must be >= 0"):
         stores.observe(-1, np.random.default_rng(0))
+
+
+# --- sinusoids ---------------------------------------------------------------------------
+
+def test_sinusoid_task_shapes_and_ranges():
+    sx, sy, qx, qy = synthetic.sinusoid_task(np.random.default_rng(0), k_shot=10, n_query=25)
+    assert sx.shape == (10, 1) and sy.shape == (10,) and qx.shape == (25, 1) and qy.shape == (25,)
+    xs = np.concatenate([sx, qx])[:, 0]
+    assert -5 <= xs.min() and xs.max() <= 5
+    assert np.abs(np.concatenate([sy, qy])).max() <= 5.0
+
+
+def test_sinusoid_task_is_reproducible_with_a_seed():
+    a = synthetic.sinusoid_task(np.random.default_rng(3), 5, 5)
+    b = synthetic.sinusoid_task(np.random.default_rng(3), 5, 5)
+    c = synthetic.sinusoid_task(np.random.default_rng(4), 5, 5)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_sinusoid_task_targets_follow_the_curve():
+    amplitudes, phases = synthetic.sample_sinusoids(20, np.random.default_rng(1))
+    for amplitude, phase in zip(amplitudes, phases):
+        sx, sy, qx, qy = synthetic.sinusoid_task(np.random.default_rng(2), 7, 9, amplitude=amplitude, phase=phase)
+        np.testing.assert_allclose(sy, amplitude * np.sin(sx[:, 0] - phase), rtol=1e-12)
+        np.testing.assert_allclose(qy, synthetic.sinusoid(qx[:, 0], amplitude, phase), rtol=1e-12)
+
+
+def test_sinusoid_parameters_lie_in_their_ranges():
+    amplitudes, phases = synthetic.sample_sinusoids(10_000, np.random.default_rng(5))
+    assert 0.1 <= amplitudes.min() and amplitudes.max() <= 5.0
+    assert 0.0 <= phases.min() and phases.max() <= np.pi
+    assert amplitudes.max() - amplitudes.min() > 0.95 * 4.9
+    # the amplitude of a drawn task is recovered from dense noise-free samples
+    sx, sy, _, _ = synthetic.sinusoid_task(np.random.default_rng(6), 20_000, 0, x_range=(0, 2 * np.pi))
+    assert 0.1 <= np.abs(sy).max() <= 5.0
+
+
+def test_sinusoid_task_bad_input():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="k_shot"):
+        synthetic.sinusoid_task(rng, 0, 5)
+    with pytest.raises(ValueError, match="n_query"):
+        synthetic.sinusoid_task(rng, 5, -1)
+    with pytest.raises(ValueError, match="x_range"):
+        synthetic.sinusoid_task(rng, 5, 5, x_range=(1, 1))
+    with pytest.raises(ValueError, match="amplitude range"):
+        synthetic.sinusoid_task(rng, 5, 5, amplitude=(2, 1))
+    with pytest.raises(ValueError, match="at least one sinusoid"):
+        synthetic.sample_sinusoids(0, rng)

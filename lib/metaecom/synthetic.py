@@ -92,3 +92,61 @@ def demand_target(demand) -> np.ndarray:
 def demand_from_output(output) -> np.ndarray:
     """Inverse of :func:`demand_target`: network output ``[..., 1]`` back to units."""
     return np.asarray(output, dtype=float)[..., 0] * DEMAND_SCALE
+
+
+# ---------------------------------------------------------------------------------------
+# Sinusoids: the toy regression family of the MAML paper (Finn et al. 2017, section 5.1)
+# ---------------------------------------------------------------------------------------
+
+SINE_AMPLITUDE = (0.1, 5.0)
+SINE_PHASE = (0.0, float(np.pi))
+SINE_X = (-5.0, 5.0)
+
+
+def sinusoid(x, amplitude, phase) -> np.ndarray:
+    """The true curve of a sinusoid task, ``amplitude * sin(x - phase)`` (broadcasting)."""
+    return np.asarray(amplitude, dtype=float) * np.sin(np.asarray(x, dtype=float) - np.asarray(phase, dtype=float))
+
+
+def _draw(value, rng: np.random.Generator, size, name: str) -> np.ndarray:
+    """``value`` itself (a number: fixed) or uniform draws from it (a ``(low, high)`` range)."""
+    if np.ndim(value) == 0:
+        return np.full(size, float(value))
+    low, high = (float(v) for v in value)
+    if not low <= high:
+        raise ValueError(f"{name} range must be (low, high) with low <= high, got {value!r}")
+    return rng.uniform(low, high, size=size)
+
+
+def sample_sinusoids(n: int, rng: np.random.Generator, amplitude=SINE_AMPLITUDE,
+                     phase=SINE_PHASE) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``n`` sinusoid tasks: arrays ``(amplitudes [n], phases [n])``, uniform in the ranges."""
+    if n < 1:
+        raise ValueError(f"need at least one sinusoid, got n={n}")
+    return _draw(amplitude, rng, n, "amplitude"), _draw(phase, rng, n, "phase")
+
+
+def sinusoid_task(rng: np.random.Generator, k_shot: int, n_query: int, amplitude=SINE_AMPLITUDE,
+                  phase=SINE_PHASE, x_range=SINE_X) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One sinusoid regression task ``(support_x [k, 1], support_y [k], query_x [q, 1], query_y [q])``.
+
+    ``amplitude`` and ``phase`` are either ``(low, high)`` ranges, from which the task's
+    values are drawn uniformly (the MAML paper's task distribution by default), or numbers,
+    which fix the task (e.g. values from :func:`sample_sinusoids`, to know its true curve).
+    The ``k_shot + n_query`` inputs are drawn uniformly from ``x_range``; the targets are
+    noise-free, ``y = amplitude * sin(x - phase)``. The tuple is what
+    :meth:`metaecom.methods.optimization.GradientMethod.meta_train_tasks` takes as a task,
+    so ``lambda rng: sinusoid_task(rng, 10, 10)`` is a task source.
+    """
+    if isinstance(k_shot, bool) or int(k_shot) != k_shot or k_shot < 1:
+        raise ValueError(f"k_shot must be an integer >= 1, got {k_shot!r}")
+    if isinstance(n_query, bool) or int(n_query) != n_query or n_query < 0:
+        raise ValueError(f"n_query must be an integer >= 0, got {n_query!r}")
+    low, high = (float(v) for v in x_range)
+    if not low < high:
+        raise ValueError(f"x_range must be (low, high) with low < high, got {x_range!r}")
+    a = _draw(amplitude, rng, 1, "amplitude")[0]
+    b = _draw(phase, rng, 1, "phase")[0]
+    x = rng.uniform(low, high, size=(int(k_shot) + int(n_query), 1))
+    y = sinusoid(x[:, 0], a, b)
+    return x[:k_shot], y[:k_shot], x[k_shot:], y[k_shot:]
