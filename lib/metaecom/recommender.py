@@ -1,0 +1,239 @@
+"""A MeLU-style cold-start recommender and the baselines it must beat.
+
+MeLU (Lee et al., KDD 2019) predicts a user's rating of an item from *features* of both
+(see :mod:`metaecom.coldstart`): each categorical feature has an embedding, the
+embeddings are concatenated, and a small MLP — the *decision layers* — maps them to a
+rating. Meta-training is MAML with *local updates of the decision layers only*: for a
+user, a few gradient steps on the user's support ratings personalise the decision layers;
+the embeddings are shared by everybody and learned by the outer loop. In this package
+that is :class:`metaecom.methods.ANIL` with ``head_names = model.decision_parameter_names()``
+and ``task="regression"`` — no separate meta-learning code.
+
+Baselines, fitted on the warm (meta-training) ratings and given each test user's support
+ratings at test time:
+
+- :class:`ItemMean` — the item's mean rating (shrunk towards the global mean); a new item
+  gets the global mean. ``user_offset=True`` adds the user's mean residual on the support
+  set, the cheapest possible personalisation.
+- :class:`BiasedMF` — biased matrix factorisation ``mu + b_u + b_i + p_u . q_i`` trained on
+  the warm ratings; a new user is *folded in* by ridge regression of their support
+  ratings on the fixed item factors; a new item has ``b_i = 0, q_i = 0``.
+- The *global model*: the same :class:`MeLU` network trained on all warm ratings at once
+  (:func:`fit_global`), and that model *fine-tuned* on each user's support set with the
+  same local update as MeLU (an ANIL object built around it, without meta-training).
+
+:func:`evaluate_episodes` scores any predictor user by user with
+:func:`metaecom.ranking.user_metrics`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from metaecom.coldstart import FeatureLayout
+from metaecom.progress import progress
+from metaecom.ranking import user_metrics
+from metaecom.tasks import Episode
+
+
+class MeLU(nn.Module):
+    """Feature embeddings → decision layers (MLP) → one rating per row.
+
+    Input rows follow ``layout`` (:class:`metaecom.coldstart.FeatureLayout`): each
+    categorical code gets an ``embedding_dim`` embedding; the multi-hot block (genres) is
+    embedded as the mean of its active columns' embeddings; the numeric block goes through
+    a linear layer of the same width. ``hidden`` sets the decision layers (MeLU: 64, 64);
+    the output bias starts at ``rating_mean`` so training starts from the average rating.
+    """
+
+    def __init__(self, layout: FeatureLayout, embedding_dim: int = 32, hidden: Sequence[int] = (64, 64),
+                 rating_mean: float = 0.0):
+        super().__init__()
+        if embedding_dim < 1 or not hidden or min(hidden) < 1:
+            raise ValueError(f"embedding_dim and hidden sizes must be positive, got {embedding_dim}, {hidden}")
+        self.layout = layout
+        self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_dim) for c in layout.cardinalities)
+        self.multi_hot = nn.Linear(len(layout.multi_hot), embedding_dim, bias=False) if layout.multi_hot else None
+        self.numeric = nn.Linear(len(layout.numeric), embedding_dim) if layout.numeric else None
+        blocks = len(layout.cardinalities) + (self.multi_hot is not None) + (self.numeric is not None)
+        if blocks == 0:
+            raise ValueError("the layout has no feature columns")
+        layers, width = [], embedding_dim * blocks
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        self.decision = nn.Sequential(*layers)
+        with torch.no_grad():
+            self.decision[-1].bias.fill_(rating_mean)
+
+    def decision_parameter_names(self) -> list[str]:
+        """Names of the decision layers' weights: what MeLU's local update adapts."""
+        return [f"decision.{name}" for name, _ in self.decision.named_parameters()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.layout.width:
+            raise ValueError(f"MeLU expects rows of {self.layout.width} features, got shape {list(x.shape)}")
+        n_cat, n_multi = len(self.layout.cardinalities), len(self.layout.multi_hot)
+        codes = x[:, :n_cat].long()
+        parts = [embedding(codes[:, j]) for j, embedding in enumerate(self.embeddings)]
+        if self.multi_hot is not None:
+            active = x[:, n_cat:n_cat + n_multi]
+            parts.append(self.multi_hot(active) / active.sum(dim=1, keepdim=True).clamp(min=1.0))
+        if self.numeric is not None:
+            parts.append(self.numeric(x[:, n_cat + n_multi:]))
+        return self.decision(torch.cat(parts, dim=1))
+
+
+def fit_global(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int = 10, batch_size: int = 256,
+               lr: float = 1e-3, seed: int = 0, desc: str | None = None) -> list[float]:
+    """Train ``model`` on all rows ``(x, y)`` with Adam and mean squared error, in
+    shuffled mini-batches; returns the mean training loss of each epoch."""
+    x_t = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    y_t = torch.as_tensor(np.asarray(y, dtype=np.float32)).reshape(-1, 1)
+    if len(x_t) != len(y_t) or len(x_t) == 0:
+        raise ValueError(f"x and y must have the same, non-zero number of rows; got {len(x_t)} and {len(y_t)}")
+    device = next(model.parameters()).device
+    x_t, y_t = x_t.to(device), y_t.to(device)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    model.train()
+    for epoch in progress(range(epochs), desc=desc, disable=desc is None):
+        order = torch.randperm(len(x_t), generator=generator).to(device)
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            loss = nn.functional.mse_loss(model(x_t[batch]), y_t[batch])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"global training loss became {loss.item()} in epoch {epoch + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        losses.append(total / len(x_t))
+    return losses
+
+
+class ItemMean:
+    """Item mean rating from the training ratings, shrunk towards the global mean with
+    ``prior`` pseudo-ratings; unknown items get the global mean. With ``user_offset``,
+    add the user's mean residual on their support ratings (shrunk the same way)."""
+
+    def __init__(self, prior: float = 5.0, user_offset: bool = False):
+        if prior < 0:
+            raise ValueError(f"prior must be >= 0, got {prior}")
+        self.prior, self.user_offset = prior, user_offset
+
+    def fit(self, item_ids, ratings) -> "ItemMean":
+        ratings = np.asarray(ratings, dtype=float)
+        if len(ratings) == 0:
+            raise ValueError("ItemMean needs at least one training rating")
+        self.global_mean = float(ratings.mean())
+        stats = pd.DataFrame({"item": np.asarray(item_ids), "r": ratings}).groupby("item")["r"].agg(["sum", "count"])
+        self.means = ((stats["sum"] + self.prior * self.global_mean) / (stats["count"] + self.prior)).to_dict()
+        return self
+
+    def item_means(self, item_ids) -> np.ndarray:
+        return np.array([self.means.get(i, self.global_mean) for i in np.asarray(item_ids).tolist()])
+
+    def predict(self, support_items, support_ratings, query_items) -> np.ndarray:
+        prediction = self.item_means(query_items)
+        if self.user_offset:
+            residual = np.asarray(support_ratings, dtype=float) - self.item_means(support_items)
+            prediction = prediction + residual.sum() / (len(residual) + self.prior)
+        return prediction
+
+
+class BiasedMF:
+    """Biased matrix factorisation ``mu + b_u + b_i + p_u . q_i`` with new users folded in.
+
+    :meth:`fit` trains on warm ``(user, item, rating)`` triples with full-batch Adam and an
+    L2 penalty ``weight_decay`` on biases and factors. :meth:`predict` treats the user as
+    new: it solves the ridge problem for ``(b_u, p_u)`` from the support ratings with the
+    item factors fixed (penalty ``fold_in_l2``), so a warm user and a new user are scored
+    the same way, from their support set only. Items not seen in training have
+    ``b_i = 0`` and ``q_i = 0``.
+    """
+
+    def __init__(self, factors: int = 16, epochs: int = 300, lr: float = 0.05, weight_decay: float = 0.05,
+                 fold_in_l2: float = 5.0, seed: int = 0):
+        self.factors, self.epochs, self.lr = factors, epochs, lr
+        self.weight_decay, self.fold_in_l2, self.seed = weight_decay, fold_in_l2, seed
+
+    def fit(self, user_ids, item_ids, ratings) -> "BiasedMF":
+        users, user_index = np.unique(np.asarray(user_ids), return_inverse=True)
+        items, item_index = np.unique(np.asarray(item_ids), return_inverse=True)
+        r = torch.as_tensor(np.asarray(ratings, dtype=np.float32))
+        if len(r) == 0:
+            raise ValueError("BiasedMF needs at least one training rating")
+        torch.manual_seed(self.seed)
+        mu = r.mean()
+        b_u, b_i = torch.zeros(len(users), requires_grad=True), torch.zeros(len(items), requires_grad=True)
+        p = (0.1 * torch.randn(len(users), self.factors)).requires_grad_(True)
+        q = (0.1 * torch.randn(len(items), self.factors)).requires_grad_(True)
+        u, i = torch.as_tensor(user_index), torch.as_tensor(item_index)
+        optimizer = torch.optim.Adam([b_u, b_i, p, q], lr=self.lr)
+        self.losses = []
+        for _ in range(self.epochs):
+            prediction = mu + b_u[u] + b_i[i] + (p[u] * q[i]).sum(1)
+            mse = ((prediction - r) ** 2).mean()
+            penalty = (b_u[u] ** 2 + b_i[i] ** 2 + (p[u] ** 2).sum(1) + (q[i] ** 2).sum(1)).mean()
+            loss = mse + self.weight_decay * penalty
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            self.losses.append(mse.item())
+        self.mu = float(mu)
+        self.item_bias = dict(zip(items.tolist(), b_i.detach().numpy()))
+        self.item_factors = dict(zip(items.tolist(), q.detach().numpy()))
+        return self
+
+    def _items(self, item_ids) -> tuple[np.ndarray, np.ndarray]:
+        zero = np.zeros(self.factors, dtype=np.float32)
+        ids = np.asarray(item_ids).tolist()
+        return (np.array([self.item_bias.get(i, 0.0) for i in ids]),
+                np.stack([self.item_factors.get(i, zero) for i in ids]) if ids else np.zeros((0, self.factors)))
+
+    def predict(self, support_items, support_ratings, query_items) -> np.ndarray:
+        bias_s, factors_s = self._items(support_items)
+        design = np.hstack([np.ones((len(bias_s), 1)), factors_s])
+        target = np.asarray(support_ratings, dtype=float) - self.mu - bias_s
+        solution = np.linalg.solve(design.T @ design + self.fold_in_l2 * np.eye(design.shape[1]), design.T @ target)
+        bias_q, factors_q = self._items(query_items)
+        return self.mu + bias_q + solution[0] + factors_q @ solution[1:]
+
+
+def truncate_support(episodes: Sequence[Episode], k: int, seed: int = 0) -> list[Episode]:
+    """Keep ``k`` support ratings (chosen at random) of each user; users with fewer than
+    ``k`` support ratings are *left out* (the caller reports how many remain)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    rng = np.random.default_rng(seed)
+    kept = []
+    for episode in episodes:
+        if len(episode.support) < k:
+            continue
+        pick = np.sort(rng.choice(len(episode.support), size=k, replace=False))
+        kept.append(Episode(support=episode.support[pick], query=episode.query, support_y=episode.support_y[pick],
+                            query_y=episode.query_y, task=episode.task))
+    return kept
+
+
+def evaluate_episodes(predict: Callable[[Episode], np.ndarray], episodes: Sequence[Episode],
+                      ks=(1, 3), desc: str | None = None) -> pd.DataFrame:
+    """Score ``predict(episode) -> query predictions`` on every episode (one user each):
+    one row per user with ``user``, ``n_support``, MAE, RMSE and nDCG@k."""
+    if len(episodes) == 0:
+        raise ValueError("no episodes to evaluate")
+    rows = []
+    for episode in progress(episodes, desc=desc, disable=desc is None):
+        predicted = np.asarray(predict(episode), dtype=float)
+        rows.append({"user": episode.task, "n_support": len(episode.support),
+                     **user_metrics(predicted, episode.query_y, ks)})
+    return pd.DataFrame(rows)
