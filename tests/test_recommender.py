@@ -1,5 +1,6 @@
 """Cold-start recommendation: ranking metrics, feature rows, the MeLU-style model and its baselines."""
 
+import copy
 import math
 
 import numpy as np
@@ -214,3 +215,27 @@ def test_ml_1m_format_goes_through_the_same_pipeline():
     assert np.all(x[:, :5] >= 1)                     # every attribute known: no "unknown" codes
     scenarios = rating_scenarios(ratings, items_new=[], users_new=[2], min_ratings=13, n_query=10)
     assert [e.task for e in scenarios["warm"]] == [1] and [e.task for e in scenarios["new_user"]] == [2]
+
+
+def test_early_stopping_restores_the_best_round():
+    torch.manual_seed(0)
+    ratings, features = _synthetic_features()
+    x = features.encode(ratings)
+    scenarios = rating_scenarios(ratings, [], [], min_ratings=10, max_ratings=100, n_query=5)
+    tasks = [(x[e.support], e.support_y, x[e.query], e.query_y) for e in scenarios["warm"]]
+    model = MeLU(features.layout, embedding_dim=4, hidden=(8,), rating_mean=3.0)
+    melu = ANIL(model, task="regression", head_names=model.decision_parameter_names(), inner_steps=1,
+                inner_lr=0.05, meta_lr=1e-2, meta_batch=4, device="cpu")
+    scores = iter([5.0, 1.0, 3.0, 4.0])          # the round after 4 steps is best
+    snapshots = []
+
+    def validate():
+        snapshots.append(copy.deepcopy(model.state_dict()))
+        return next(scores)
+
+    from metaecom.recommender import meta_train_early_stopping
+    history = meta_train_early_stopping(melu, tasks, validate, max_steps=10, every=4)
+    assert list(history["step"]) == [0, 4, 8, 10]
+    assert len(melu.history) == 10
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, snapshots[1][name])
