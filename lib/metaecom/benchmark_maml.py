@@ -117,18 +117,24 @@ def median_seconds(fn, repeats: int, device) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def _float64_differences(order: str, k: int, implementations, n_tasks: int, seed: int, device) -> dict:
-    """Relative difference of each implementation's meta-gradient to the reference's in float64."""
-    tasks = [tuple(t.double() if t.is_floating_point() else t for t in task)
+def _meta_gradients(order: str, k: int, n_tasks: int, seed: int, device, dtype=torch.float32) -> dict:
+    """One zero-argument function per implementation, each computing the meta-gradient of
+    the same ``n_tasks`` tasks from the same initial weights in ``dtype``."""
+    tasks = [tuple(t.to(dtype) if t.is_floating_point() else t for t in task)
              for task in make_tasks(n_tasks, seed=seed, device=device)]
-    model = make_model(seed).to(device).double()
+    model = make_model(seed).to(device=device, dtype=dtype)
     cls = MAML if order == "second" else FOMAML
     method = cls(model, n_way=5, k_shot=1, n_query=5, inner_steps=k, inner_lr=0.4, device=device)
-    gradients = {
+    return {
         "higher": lambda: higher_meta_gradient(model, tasks, k, 0.4, order == "first"),
         "ours (loop)": lambda: method.meta_gradient(tasks),
         "ours (vmap)": lambda: method.vectorized_meta_gradient(tasks)[1],
     }
+
+
+def _differences(gradients: dict, implementations) -> dict:
+    """Relative difference of each implementation's meta-gradient to the reference's
+    (``higher`` when it is among ``implementations``, else the per-task loop)."""
     reference = gradients["higher" if "higher" in implementations else "ours (loop)"]()
     return {name: relative_difference(gradients[name](), reference) for name in implementations}
 
@@ -140,17 +146,10 @@ def run(repeats: int = 5, n_tasks: int = 32, steps=(1, 5), orders=("second", "fi
     rows = []
     for order in orders:
         for k in steps:
-            tasks = make_tasks(n_tasks, seed=seed, device=device)
-            model = make_model(seed).to(device)
-            cls = MAML if order == "second" else FOMAML
-            method = cls(model, n_way=5, k_shot=1, n_query=5, inner_steps=k, inner_lr=0.4, device=device)
-            runs = {
-                "higher": lambda: higher_meta_gradient(model, tasks, k, 0.4, order == "first"),
-                "ours (loop)": lambda: method.meta_gradient(tasks),
-                "ours (vmap)": lambda: method.vectorized_meta_gradient(tasks)[1],
-            }
-            reference = runs["higher"]() if "higher" in implementations else runs["ours (loop)"]()
-            exact = _float64_differences(order, k, implementations, min(4, n_tasks), seed, device)
+            runs = _meta_gradients(order, k, n_tasks, seed, device)
+            differences = _differences(runs, implementations)
+            exact = _differences(_meta_gradients(order, k, min(4, n_tasks), seed, device, torch.float64),
+                                 implementations)
             for name in implementations:
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
@@ -158,7 +157,7 @@ def run(repeats: int = 5, n_tasks: int = 32, steps=(1, 5), orders=("second", "fi
                 peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
                 row = {"order": order, "inner_steps": k, "implementation": name, "median_s": round(median, 4),
                        "runs_s": [round(t, 4) for t in times],
-                       "relative_difference": relative_difference(runs[name](), reference),
+                       "relative_difference": differences[name],
                        "relative_difference_float64": exact[name],
                        "peak_memory_mib": None if peak is None else round(peak, 1)}
                 rows.append(row)
