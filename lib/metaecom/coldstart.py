@@ -174,20 +174,17 @@ def prior_item_statistics(ratings: pd.DataFrame, prior_weight: float = 5.0) -> p
                           "timestamp": ratings["timestamp"].to_numpy(), "row": np.arange(len(ratings))})
     frame = frame.sort_values(["timestamp", "row"], kind="stable")
 
-    def earlier(groups: pd.core.groupby.GroupBy | None) -> tuple[np.ndarray, np.ndarray]:
-        """Sum and count of ratings strictly before each row's timestamp (within groups)."""
-        keys = ["timestamp"] if groups is None else ["item_id", "timestamp"]
+    def earlier(per_item: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Sum and count of the ratings strictly before each row's timestamp (of its item, or overall)."""
+        keys = ["item_id", "timestamp"] if per_item else ["timestamp"]
         per_time = frame.groupby(keys, sort=True)["rating"].agg(["sum", "count"])
-        if groups is None:
-            cumulative = per_time.cumsum() - per_time
-        else:
-            cumulative = per_time.groupby(level="item_id").cumsum() - per_time
-        looked_up = cumulative.reindex(pd.MultiIndex.from_frame(frame[keys]) if groups is not None
-                                       else frame["timestamp"])
+        running = per_time.groupby(level="item_id").cumsum() if per_item else per_time.cumsum()
+        looked_up = (running - per_time).reindex(pd.MultiIndex.from_frame(frame[keys]) if per_item
+                                                 else frame["timestamp"])
         return looked_up["sum"].to_numpy(), looked_up["count"].to_numpy()
 
-    global_sum, global_count = earlier(None)
-    item_sum, item_count = earlier(True)
+    global_sum, global_count = earlier(per_item=False)
+    item_sum, item_count = earlier(per_item=True)
     global_mean = np.divide(global_sum, global_count, out=np.zeros_like(global_sum), where=global_count > 0)
     prior_mean = (item_sum + prior_weight * global_mean) / np.maximum(item_count + prior_weight, 1e-12)
     result = pd.DataFrame({"item_prior_mean": prior_mean, "item_prior_log_count": np.log1p(item_count)},
