@@ -414,3 +414,34 @@ def test_vectorized_path_rejects_tasks_of_different_shapes_and_reptile():
         method.vectorized_meta_gradient([a, b])
     with pytest.raises(ValueError, match="no vectorized path"):
         Reptile(nn.Sequential(nn.Linear(4, 2)), n_way=2, k_shot=1, n_query=1, vectorize=True)
+
+
+@pytest.mark.parametrize("module_name", ["optimization", "metric"])
+def test_a_second_meta_train_call_continues_with_new_episodes(monkeypatch, module_name):
+    import importlib
+
+    from metaecom.methods.metric import ProtoNet
+
+    module = importlib.import_module(f"metaecom.methods.{module_name}")
+    drawn = []
+
+    class Recording(FewShotSampler):
+        def sample(self):
+            episode = super().sample()
+            drawn.append(tuple(episode.support))
+            return episode
+
+    monkeypatch.setattr(module, "FewShotSampler", Recording)
+    if module_name == "optimization":
+        method = ANIL(nn.Linear(32, 5), n_way=5, k_shot=1, n_query=2, meta_batch=1, device="cpu")
+    else:
+        method = ProtoNet(nn.Linear(32, 8), n_way=5, k_shot=1, n_query=2, device="cpu")
+    method.meta_train(X[IS_TRAIN], Y[IS_TRAIN], episodes=2)
+    first_call = list(drawn)
+    method.meta_train(X[IS_TRAIN], Y[IS_TRAIN], episodes=2)
+    assert len(drawn) == 4 and drawn[2:] != first_call  # no replay of the first call's episodes
+    drawn.clear()
+    fresh = type(method)(method.encoder if module_name == "metric" else nn.Linear(32, 5), n_way=5, k_shot=1,
+                         n_query=2, device="cpu", **({"meta_batch": 1} if module_name == "optimization" else {}))
+    fresh.meta_train(X[IS_TRAIN], Y[IS_TRAIN], episodes=2)
+    assert drawn == first_call  # the first call is unchanged: same seed, same episodes

@@ -28,7 +28,6 @@ ratings at test time:
 
 from __future__ import annotations
 
-import copy
 from typing import Callable, Sequence
 
 import numpy as np
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from metaecom.coldstart import FeatureLayout
+from metaecom.early_stopping import train_with_early_stopping
 from metaecom.progress import progress
 from metaecom.ranking import user_metrics
 from metaecom.tasks import Episode
@@ -262,18 +262,9 @@ def meta_train_early_stopping(method, tasks, validate: Callable[[], float], max_
     held-out users is what keeps a meta-learner from memorising its few hundred training
     users, whose attributes nearly identify them.
     """
-    if every < 1 or max_steps < 0:
-        raise ValueError(f"every must be >= 1 and max_steps >= 0, got {every} and {max_steps}")
-    rows = [{"step": 0, "meta_loss": float("nan"), "validation": float(validate())}]
-    best_score, best_state = rows[0]["validation"], copy.deepcopy(method.model.state_dict())
-    rounds = -(-max_steps // every)
-    for _ in progress(range(rounds), desc=desc, disable=desc is None):
-        steps = min(every, max_steps - rows[-1]["step"])
+    def train(steps: int) -> float:
         method.meta_train_tasks(tasks, steps=steps)
-        score = float(validate())
-        rows.append({"step": rows[-1]["step"] + steps, "meta_loss": float(np.mean(method.history[-steps:])),
-                     "validation": score})
-        if score < best_score:
-            best_score, best_state = score, copy.deepcopy(method.model.state_dict())
-    method.model.load_state_dict(best_state)
-    return pd.DataFrame(rows)
+        return float(np.mean(method.history[-steps:]))
+
+    curve = train_with_early_stopping(train, validate, [method.model], max_steps, every, desc=desc)
+    return curve.rename(columns={"train_loss": "meta_loss"})

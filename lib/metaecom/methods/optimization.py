@@ -475,7 +475,9 @@ class GradientMethod(Method):
         if self.task != "classification":
             raise ValueError(f"{self.name} was built for task={self.task!r}: use meta_train_tasks")
         y = np.asarray(y)
-        sampler = FewShotSampler(y, self.n_way, self.k_shot, self.n_query, seed=self.seed)
+        # a later call continues with fresh episodes instead of replaying the first call's
+        seed = self.seed if not self.history else [self.seed, len(self.history)]
+        sampler = FewShotSampler(y, self.n_way, self.k_shot, self.n_query, seed=seed)
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
 
