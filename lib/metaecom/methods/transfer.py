@@ -22,6 +22,7 @@ supervised learning. All work on fixed input features (e.g. sentence embeddings 
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -191,7 +192,11 @@ class LinearProbe(Method):
         x, y, n = check_support(support_x, support_y)
         if n == 1:
             return _SklearnAdapted(_OneClass(), self._features, x.shape[1], 1)
-        classifier = LogisticRegression(C=self.C, max_iter=1000).fit(self._features(x), y)
+        with warnings.catch_warnings():
+            # with one example per class, sklearn warns that the labels "could represent a
+            # regression problem"; in few-shot learning that is the normal case
+            warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+            classifier = LogisticRegression(C=self.C, max_iter=1000).fit(self._features(x), y)
         return _SklearnAdapted(classifier, self._features, x.shape[1], n)
 
 
