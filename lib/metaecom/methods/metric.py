@@ -93,11 +93,14 @@ class MetricMethod(Method):
 
         ``max_seconds`` stops training earlier once that much wall time has passed (a
         time budget, as in the reproduction runs); ``len(self.history)`` then says how
-        many episodes were trained. With ``lr_halving_every`` set, the learning rate is
+        many episodes were trained. Calling it again continues training on new episodes
+        (and a fresh Adam state). With ``lr_halving_every`` set, the learning rate is
         halved after every that many episodes (the schedule of Snell et al.).
         """
         y = np.asarray(y)
-        sampler = FewShotSampler(y, self.n_way, self.k_shot, self.n_query, seed=self.seed)
+        # a later call continues with fresh episodes instead of replaying the first call's
+        seed = self.seed if not self.history else [self.seed, len(self.history)]
+        sampler = FewShotSampler(y, self.n_way, self.k_shot, self.n_query, seed=seed)
         torch.manual_seed(self.seed)
         parameters = [p for module in self.modules() for p in module.parameters()]
         optimizer = torch.optim.Adam(parameters, lr=self.lr)
@@ -179,11 +182,15 @@ class MatchingNet(MetricMethod):
 
     def attention(self, support_z, query_z) -> torch.Tensor:
         """Softmax over the support set of cosine similarities / temperature: ``[n_query, n_support]``."""
-        cosine = F.normalize(query_z, dim=1) @ F.normalize(support_z, dim=1).T
-        return torch.softmax(cosine / self.temperature, dim=1)
+        from metaecom.methods.memory import attention_weights  # memory.py imports this module
+
+        return attention_weights(query_z, support_z, self.temperature)
 
     def probabilities(self, support_z, support_y, query_z, n_way):
-        return self.attention(support_z, query_z) @ F.one_hot(support_y, n_way).to(query_z.dtype)
+        """An attention read of the memory (support embeddings -> one-hot labels) with the queries."""
+        from metaecom.methods.memory import attention_read
+
+        return attention_read(query_z, support_z, F.one_hot(support_y, n_way).to(query_z.dtype), self.temperature)
 
     def scores(self, support_z, support_y, query_z, n_way):
         return torch.log(self.probabilities(support_z, support_y, query_z, n_way).clamp_min(1e-12))
