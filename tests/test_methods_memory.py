@@ -308,14 +308,16 @@ def test_cnp_task_sources_and_bad_input():
     assert method.adapt_regression(np.zeros((0, 1)), np.zeros(0)).predict(np.zeros((4, 1))).shape == (4,)
 
 
-def _cnp_classifier(seed: int = 0) -> CNPClassifier:
+def _cnp_classifier(seed: int = 0, pair_features: str = "concat") -> CNPClassifier:
     torch.manual_seed(seed)
     encoder = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 16))
-    return CNPClassifier(encoder, embedding_dim=16, hidden=32, r_dim=16, n_way=5, k_shot=1, n_query=5, device="cpu")
+    return CNPClassifier(encoder, embedding_dim=16, hidden=32, r_dim=16, n_way=5, k_shot=1, n_query=5, device="cpu",
+                         pair_features=pair_features)
 
 
-def test_cnp_classifier_is_permutation_invariant_and_learns():
-    method = _cnp_classifier()
+@pytest.mark.parametrize("pair_features", ["concat", "interaction"])
+def test_cnp_classifier_is_permutation_invariant_and_learns(pair_features):
+    method = _cnp_classifier(pair_features=pair_features)
     scores = method.scores(torch.randn(10, 16), torch.arange(5).repeat(2), torch.randn(3, 16), 5)
     assert scores.shape == (3, 5)
     method.meta_train(X[IN_TRAIN], Y[IN_TRAIN], episodes=200)
@@ -333,3 +335,5 @@ def test_cnp_classifier_is_permutation_invariant_and_learns():
         method.adapt(X[:3], np.array([0, 2, 2]))
     with pytest.raises(FloatingPointError, match="at episode 1"):
         _cnp_classifier().meta_train(np.full_like(X, np.nan), Y, episodes=2)
+    with pytest.raises(ValueError, match="pair_features must be one of"):
+        _cnp_classifier(pair_features="sum")

@@ -79,6 +79,8 @@ def test_fine_tuning_fits_the_support_set_and_leaves_the_method_unchanged(states
         return -np.log(adapted.predict_proba(support[:, None])[np.arange(len(support)), shuffled]).mean()
 
     assert loss(tuned) < 0.5 * loss(frozen)
+    minibatched = EncoderFineTune(states, steps=15, lr=1e-3, seed=0, batch_size=6).adapt(support[:, None], shuffled)
+    assert loss(minibatched) < 0.5 * loss(frozen)
     assert all(torch.equal(p, before[n]) for n, p in method.top.named_parameters())
     assert method.name == "fine-tune top 2 encoder layers"
 
@@ -95,6 +97,8 @@ def test_bad_inputs_are_refused(encoder, states):
         method.adapt(np.array([[0], [40]]), np.array([0, 1]))
     with pytest.raises(ValueError, match="steps must be >= 0"):
         EncoderFineTune(states, steps=-1)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        EncoderFineTune(states, batch_size=0)
 
 
 def test_low_rank_adapter_starts_as_no_change_and_is_all_the_inner_loop_moves():

@@ -842,13 +842,26 @@ class CNPClassifier(MetricMethod):
     prediction. Meta-training is :class:`MetricMethod`'s episodic loop (cross-entropy on
     the query set); ``n_way``, ``k_shot``, ``n_query``, ``episodes``, ``lr``, ``seed``,
     ``device`` are passed through to it.
+
+    ``pair_features`` says what the decoder sees of a pair: ``"concat"`` is the plain
+    ``[z_q, r_c]`` of the paper, from which the decoder must learn a similarity from
+    scratch; ``"interaction"`` maps the query through ``h`` too and gives the decoder
+    ``[h(z_q), r_c, h(z_q) * r_c, |h(z_q) - r_c|]``, the usual relation features, which
+    learn much faster. Both are invariant to the order of the support set.
     """
 
     name = "CNP"
 
-    def __init__(self, encoder: nn.Module, embedding_dim: int, hidden: int = 64, r_dim: int = 64, **kwargs):
+    PAIR_FEATURES = ("concat", "interaction")
+
+    def __init__(self, encoder: nn.Module, embedding_dim: int, hidden: int = 64, r_dim: int = 64,
+                 pair_features: str = "concat", **kwargs):
+        if pair_features not in self.PAIR_FEATURES:
+            raise ValueError(f"pair_features must be one of {self.PAIR_FEATURES}, got {pair_features!r}")
+        self.pair_features = pair_features
         self.aggregator = _mlp([embedding_dim, hidden, r_dim])
-        self.decoder = _mlp([embedding_dim + r_dim, hidden, 1])
+        width = embedding_dim + r_dim if pair_features == "concat" else 4 * r_dim
+        self.decoder = _mlp([width, hidden, 1])
         super().__init__(encoder, **kwargs)
 
     def modules(self):
@@ -861,7 +874,10 @@ class CNPClassifier(MetricMethod):
 
     def scores(self, support_z, support_y, query_z, n_way):
         """Logit of every (query, class) pair from the decoder: ``[n_query, n_way]``."""
-        r = self.class_representations(support_z, support_y, n_way)
-        pairs = torch.cat([query_z.unsqueeze(1).expand(-1, n_way, -1), r.unsqueeze(0).expand(len(query_z), -1, -1)],
-                          dim=2)
+        r = self.class_representations(support_z, support_y, n_way).unsqueeze(0).expand(len(query_z), -1, -1)
+        if self.pair_features == "concat":
+            pairs = torch.cat([query_z.unsqueeze(1).expand(-1, n_way, -1), r], dim=2)
+        else:
+            q = self.aggregator(query_z).unsqueeze(1).expand(-1, n_way, -1)
+            pairs = torch.cat([q, r, q * r, (q - r).abs()], dim=2)
         return self.decoder(pairs).squeeze(2)

@@ -180,7 +180,9 @@ def prototype_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: in
 
 class EncoderFineTune(Method):
     """Fine-tune the top ``train_layers`` transformer layers and a prototype-initialised head
-    on each task's support set (Adam, ``steps`` full-batch steps; dropout on while training).
+    on each task's support set (Adam, ``steps`` steps; dropout on while training). Each step
+    uses the whole support set, or a random minibatch of ``batch_size`` messages when the
+    support set is larger (a step then costs the same for 50 or 500 support messages).
 
     Inputs are *text numbers*: rows of the :class:`TokenStates` given at construction, as
     an array ``[n, 1]`` -- the token states of those texts are already computed, so a
@@ -188,11 +190,14 @@ class EncoderFineTune(Method):
     """
 
     def __init__(self, token_states: TokenStates, steps: int = 20, lr: float = 1e-4, head_lr: float = 1e-2,
-                 scale: float = 10.0, seed: int = 0):
+                 scale: float = 10.0, seed: int = 0, batch_size: int | None = None):
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None (the whole support set), got {batch_size}")
         self.token_states, self.steps, self.lr, self.head_lr, self.scale, self.seed = (
             token_states, steps, lr, head_lr, scale, seed)
+        self.batch_size = batch_size
         self.top = TopLayers(token_states.encoder, token_states.frozen_layers).eval()
         self.train_layers = token_states.n_layers - token_states.frozen_layers
         self.name = f"fine-tune top {self.train_layers} encoder layer{'s' * (self.train_layers > 1)}"
@@ -213,8 +218,12 @@ class EncoderFineTune(Method):
         optimizer = torch.optim.Adam([{"params": top.parameters(), "lr": self.lr},
                                       {"params": head.parameters(), "lr": self.head_lr}])
         top.train()
+        generator = torch.Generator().manual_seed(self.seed)
         for step in range(self.steps):
-            loss = F.cross_entropy(head(top(states, mask)), labels)
+            rows = slice(None)
+            if self.batch_size is not None and self.batch_size < len(labels):
+                rows = torch.randperm(len(labels), generator=generator)[: self.batch_size]
+            loss = F.cross_entropy(head(top(states[rows], mask[rows])), labels[rows])
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{self.name}: support loss became {loss.item()} at step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
