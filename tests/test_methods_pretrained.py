@@ -127,6 +127,9 @@ def test_identity_start_passes_the_features_through_and_a_zero_head_favours_no_c
     torch.testing.assert_close(model(x), torch.zeros(7, 4))
     a, b = LowRankAdapterMLP(5, 5, 4, seed=3), LowRankAdapterMLP(5, 5, 4, seed=3)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # the seed fixes every weight
+    state = torch.get_rng_state()
+    LowRankAdapterMLP(5, 5, 4, seed=4)
+    assert torch.equal(torch.get_rng_state(), state)  # and the global random state is left alone
 
 
 def test_early_stopping_keeps_the_best_round_and_reports_the_curve():

@@ -64,11 +64,12 @@ class LowRankAdapterMLP(nn.Module):
         if identity_init and hidden != n_features:
             raise ValueError(f"identity_init needs hidden == n_features, got {hidden} and {n_features}")
         generator = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        self.hidden = nn.Linear(n_features, hidden)
+        with torch.random.fork_rng(devices=[]):  # seeded layers, the caller's random state untouched
+            torch.manual_seed(seed)
+            self.hidden = nn.Linear(n_features, hidden)
+            self.head = nn.Linear(hidden, n_classes)
         self.adapter_down = nn.Parameter(torch.randn(rank, n_features, generator=generator) / n_features**0.5)
         self.adapter_up = nn.Parameter(torch.zeros(hidden, rank))
-        self.head = nn.Linear(hidden, n_classes)
         with torch.no_grad():
             if identity_init:
                 nn.init.eye_(self.hidden.weight)
