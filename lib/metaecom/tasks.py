@@ -24,7 +24,9 @@ the same arguments always give the same episodes.
 
 from __future__ import annotations
 
+import collections.abc
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -220,6 +222,34 @@ class FewShotSampler:
         """Draw the next ``n`` episodes."""
         n = _check_count("n", n, 0)
         return [self.sample() for _ in range(n)]
+
+
+def task_batches(tasks, batch_size: int, rng: np.random.Generator) -> Callable[[], list]:
+    """A function returning the next ``batch_size`` tasks from any task source.
+
+    ``tasks`` is one of: a callable ``tasks(rng) -> task``, called ``batch_size`` times with
+    ``rng``; a sequence of tasks, from which ``batch_size`` are drawn at random with ``rng``
+    (without replacement when there are enough); or an iterator yielding tasks (running
+    out is an error). Meta-learners that train on explicit tasks share this rule.
+    """
+    batch_size = _check_count("batch_size", batch_size, 1)
+    if callable(tasks):
+        return lambda: [tasks(rng) for _ in range(batch_size)]
+    if isinstance(tasks, collections.abc.Sequence):
+        if len(tasks) == 0:
+            raise ValueError("the sequence of tasks is empty")
+        replace = len(tasks) < batch_size
+        return lambda: [tasks[i] for i in rng.choice(len(tasks), size=batch_size, replace=replace)]
+    if isinstance(tasks, collections.abc.Iterable):
+        iterator = iter(tasks)
+
+        def next_batch():
+            try:
+                return [next(iterator) for _ in range(batch_size)]
+            except StopIteration:
+                raise ValueError("the task iterator ran out before the last step") from None
+        return next_batch
+    raise ValueError(f"tasks must be a callable, a sequence or an iterator of tasks, got {type(tasks).__name__}")
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,14 +1,19 @@
-"""Plain gradient training of a (batched) regressor, with predictions at checkpoints.
+"""Training loops shared across the book.
 
-Used for the three non-meta-learning baselines of the first chapter — a model trained
-from scratch on a new task, a model pooled over many tasks, and that pooled model
-fine-tuned on a new task. Recording predictions at several step counts in one run lets a
-chapter pick the number of steps on validation tasks without retraining.
+- :func:`fit_regression` -- plain gradient training of a (batched) regressor, with
+  predictions at checkpoints. Used for the three non-meta-learning baselines of the
+  first chapter: a model trained from scratch on a new task, a model pooled over many
+  tasks, and that pooled model fine-tuned on a new task. Recording predictions at
+  several step counts in one run lets a chapter pick the number of steps on validation
+  tasks without retraining.
+- :func:`run_meta_steps` -- the outer loop of meta-learners trained on explicit tasks
+  (MAML and kin, neural processes): steps, a progress bar, a time budget, the clock.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import time
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -63,3 +68,23 @@ def fit_regression(
         optimizer.step()
         record(step)
     return predictions
+
+
+def run_meta_steps(learner, next_tasks: Callable[[], list], steps: int, desc: str | None = None,
+                   max_seconds: float | None = None):
+    """Call ``learner.meta_step(next_tasks())`` ``steps`` times; returns ``learner``.
+
+    Seeds torch with ``learner.seed`` first, shows a progress bar when ``desc`` is given,
+    stops early once ``max_seconds`` of wall time have passed, and adds the time spent to
+    ``learner.train_seconds`` (also when a step raises).
+    """
+    torch.manual_seed(learner.seed)
+    started = time.perf_counter()
+    try:
+        for _ in progress(range(steps), desc=desc, disable=desc is None):
+            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                break
+            learner.meta_step(next_tasks())
+    finally:
+        learner.train_seconds += time.perf_counter() - started
+    return learner

@@ -36,11 +36,9 @@ Two families build on it:
 
 from __future__ import annotations
 
-import collections.abc
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -51,7 +49,8 @@ from metaecom.device import get_device
 from metaecom.methods.base import Adapted, Method, check_support
 from metaecom.methods.metric import MetricMethod, prototypes
 from metaecom.progress import progress
-from metaecom.tasks import FewShotSampler
+from metaecom.tasks import FewShotSampler, task_batches
+from metaecom.train import run_meta_steps
 
 __all__ = ["attention_weights", "attention_read", "AttentionMemory", "cosine_similarity", "content_weights",
            "least_used", "lrua_write", "update_usage", "labels_one_step_late", "MANNState", "MANN",
@@ -765,39 +764,11 @@ class CNP(Method):
         """
         batch = self.batch_size if batch_size is None else _check_count("batch_size", batch_size, 1)
         steps = _check_count("steps", steps, 0)
-        rng = np.random.default_rng(self.seed)
-        next_tasks: Callable[[], list]
-        if callable(tasks):
-            def next_tasks():
-                return [tasks(rng) for _ in range(batch)]
-        elif isinstance(tasks, collections.abc.Sequence):
-            if len(tasks) == 0:
-                raise ValueError("the sequence of tasks is empty")
-
-            def next_tasks():
-                return [tasks[i] for i in rng.choice(len(tasks), size=batch, replace=len(tasks) < batch)]
-        elif isinstance(tasks, collections.abc.Iterable):
-            iterator = iter(tasks)
-
-            def next_tasks():
-                try:
-                    return [next(iterator) for _ in range(batch)]
-                except StopIteration:
-                    raise ValueError("the task iterator ran out before the last step") from None
-        else:
-            raise ValueError("tasks must be a callable, a sequence or an iterator of tasks, "
-                             f"got {type(tasks).__name__}")
-        torch.manual_seed(self.seed)
-        started = time.perf_counter()
+        next_tasks = task_batches(tasks, batch, np.random.default_rng(self.seed))
         try:
-            for _ in progress(range(steps), desc=desc, disable=desc is None):
-                if max_seconds is not None and time.perf_counter() - started > max_seconds:
-                    break
-                self.meta_step(next_tasks())
+            return run_meta_steps(self, next_tasks, steps, desc, max_seconds)
         finally:
-            self.train_seconds += time.perf_counter() - started
             self.model.eval()
-        return self
 
     def adapt(self, support_x, support_y) -> Adapted:
         """Not for regression tasks: use :meth:`adapt_regression` (or :class:`CNPClassifier`)."""

@@ -49,10 +49,8 @@ in the model's floating-point type (float32 usually; float64 works when the mode
 
 from __future__ import annotations
 
-import collections.abc
 import contextlib
 import math
-import time
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -63,8 +61,8 @@ from torch.nn import functional as F
 
 from metaecom.device import get_device
 from metaecom.methods.base import Adapted, Method, check_query, check_support
-from metaecom.progress import progress
-from metaecom.tasks import FewShotSampler
+from metaecom.tasks import FewShotSampler, task_batches
+from metaecom.train import run_meta_steps
 
 __all__ = ["inner_adapt", "functional_forward", "head_parameter_names", "GradientMethod", "MAML", "FOMAML",
            "ANIL", "MetaSGD", "Reptile", "RegressionAdapted"]
@@ -452,16 +450,7 @@ class GradientMethod(Method):
         return value
 
     def _loop(self, next_tasks: Callable[[], list], steps: int, desc: str | None, max_seconds: float | None):
-        torch.manual_seed(self.seed)
-        started = time.perf_counter()
-        try:
-            for _ in progress(range(steps), desc=desc, disable=desc is None):
-                if max_seconds is not None and time.perf_counter() - started > max_seconds:
-                    break
-                self.meta_step(next_tasks())
-        finally:
-            self.train_seconds += time.perf_counter() - started
-        return self
+        return run_meta_steps(self, next_tasks, steps, desc, max_seconds)
 
     def meta_train(self, x, y, episodes: int | None = None, desc: str | None = None,
                    max_seconds: float | None = None) -> "GradientMethod":
@@ -499,27 +488,7 @@ class GradientMethod(Method):
         ``meta_batch`` are drawn at random (without replacement when there are enough) each
         step; or an iterator yielding tasks. A task is ``(support_x, support_y, query_x, query_y)``.
         """
-        rng = np.random.default_rng(self.seed)
-        if callable(tasks):
-            def next_tasks():
-                return [tasks(rng) for _ in range(self.meta_batch)]
-        elif isinstance(tasks, collections.abc.Sequence):
-            if len(tasks) == 0:
-                raise ValueError("the sequence of tasks is empty")
-
-            def next_tasks():
-                replace = len(tasks) < self.meta_batch
-                return [tasks[i] for i in rng.choice(len(tasks), size=self.meta_batch, replace=replace)]
-        elif isinstance(tasks, collections.abc.Iterator) or isinstance(tasks, collections.abc.Iterable):
-            iterator = iter(tasks)
-
-            def next_tasks():
-                try:
-                    return [next(iterator) for _ in range(self.meta_batch)]
-                except StopIteration:
-                    raise ValueError("the task iterator ran out before the last meta-step") from None
-        else:
-            raise ValueError(f"tasks must be a callable, a sequence or an iterator of tasks, got {type(tasks).__name__}")
+        next_tasks = task_batches(tasks, self.meta_batch, np.random.default_rng(self.seed))
         return self._loop(next_tasks, _check_count("steps", steps, 0), desc, max_seconds)
 
     # --- adaptation -------------------------------------------------------------------
