@@ -34,6 +34,11 @@ def _as_array(x, what: str) -> np.ndarray:
     return x
 
 
+def to_numpy(x) -> np.ndarray:
+    """A tensor (any device, detached) or array-like as a NumPy array, without copying an array."""
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
 def check_support(support_x, support_y) -> tuple[np.ndarray, np.ndarray, int]:
     """Validate a support set; return (x float32, y int64, number of classes N)."""
     x = _as_array(support_x, "support_x")

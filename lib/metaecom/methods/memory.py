@@ -46,10 +46,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from metaecom.device import get_device
-from metaecom.methods.base import Adapted, Method, check_support
+from metaecom.methods.base import Adapted, Method, check_support, to_numpy as _numpy
 from metaecom.methods.metric import MetricMethod, prototypes
 from metaecom.progress import progress
-from metaecom.tasks import FewShotSampler, task_batches
+from metaecom.tasks import FewShotSampler, _check_count, task_batches
 from metaecom.train import run_meta_steps
 
 __all__ = ["attention_weights", "attention_read", "AttentionMemory", "cosine_similarity", "content_weights",
@@ -390,12 +390,6 @@ def _sequences(x: np.ndarray, sampler: FewShotSampler, rng: np.random.Generator,
     return x[rows], np.stack(labels)
 
 
-def _check_count(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_labelled(x, y) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -649,10 +643,6 @@ class CNPRegressor(nn.Module):
         if tuple(context_y.shape) != tuple(context_x.shape[:2]):
             raise ValueError(f"context_y must be [b, n] = {list(context_x.shape[:2])}, got {list(context_y.shape)}")
         return self.decode(self.representation(context_x, context_y, context_mask), target_x)
-
-
-def _numpy(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 class CNP(Method):

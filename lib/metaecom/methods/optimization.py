@@ -60,8 +60,8 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from metaecom.device import get_device
-from metaecom.methods.base import Adapted, Method, check_query, check_support
-from metaecom.tasks import FewShotSampler, task_batches
+from metaecom.methods.base import Adapted, Method, check_query, check_support, to_numpy as _numpy
+from metaecom.tasks import FewShotSampler, _check_count, task_batches
 from metaecom.train import run_meta_steps
 
 __all__ = ["inner_adapt", "functional_forward", "head_parameter_names", "GradientMethod", "MAML", "FOMAML",
@@ -147,16 +147,6 @@ def head_parameter_names(model: nn.Module, head_names: Iterable[str] | None = No
         raise ValueError("the model has no nn.Linear layer to serve as the head; pass head_names")
     prefix, _ = linear[-1]
     return [f"{prefix}.{n}" if prefix else n for n, _ in linear[-1][1].named_parameters()]
-
-
-def _numpy(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def _check_count(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_positive(name: str, value) -> float:
