@@ -135,6 +135,34 @@ def test_reptile_one_sgd_step_is_a_scaled_gradient_step_on_the_pooled_task():
         torch.testing.assert_close(p.detach(), expected, rtol=1e-12, atol=1e-14)
 
 
+def test_reptile_minibatches_cover_the_pool_once_per_pass_and_change_the_update():
+    method = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, inner_batch=6, test_inner_batch=2,
+                     meta_batch=1, device="cpu")
+    batches = method._minibatches(18, 6)
+    for _ in range(2):  # every pass over the pool is a permutation cut into three minibatches
+        seen = torch.cat([next(batches) for _ in range(3)])
+        assert sorted(seen.tolist()) == list(range(18))
+    assert next(method._minibatches(5, None)) is None and next(method._minibatches(5, 8)) is None
+    tasks = _tasks(1, seed=5)
+    full = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, meta_batch=1, device="cpu")
+    method.meta_step(tasks)
+    full.meta_step(tasks)
+    assert any(not torch.allclose(a, b) for a, b in zip(method.model.parameters(), full.model.parameters()))
+    # one full-size minibatch is the full-batch update
+    same = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, inner_batch=18, meta_batch=1, device="cpu")
+    again = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, meta_batch=1, device="cpu")
+    same.meta_step(tasks)
+    again.meta_step(tasks)
+    for a, b in zip(same.model.parameters(), again.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    sx, sy, qx, qy = tasks[0]
+    assert method.adapt(sx, sy).predict_proba(qx).shape == (len(qx), 3)
+    with pytest.raises(ValueError, match="inner_batch"):
+        Reptile(_tiny(), n_way=3, inner_optimizer="sgd", inner_batch=4)
+    with pytest.raises(ValueError, match="inner_batch"):
+        Reptile(_tiny(), n_way=3, inner_batch=0)
+
+
 def test_reptile_moves_towards_the_mean_of_the_task_weights():
     method = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, inner_lr=0.2, meta_step=0.25,
                      inner_optimizer="sgd", meta_batch=2, device="cpu")

@@ -80,6 +80,27 @@ def test_comparison_table_puts_ours_beside_the_paper():
     assert len(PUBLISHED_OMNIGLOT["MAML"][0]) == len(OMNIGLOT_SETTINGS)
 
 
+def test_a_method_with_one_model_per_way_fills_one_row_of_the_comparison(tmp_path):
+    path = tmp_path / "omniglot_maml.json"
+    five = [{"n_way": 5, "k_shot": k, "accuracy": a, "ci": 0.4, "episodes": 10, "n_query": 15}
+            for k, a in ((1, 91.0), (5, 97.0))]
+    twenty = [{"n_way": 20, "k_shot": k, "accuracy": a, "ci": 0.3, "episodes": 10, "n_query": 15}
+              for k, a in ((1, 80.0), (5, 93.0))]
+    write_run(path, "MAML/5-way", {"episodes": 7}, five)
+    write_run(path, "MAML/20-way", {"episodes": 3}, twenty)
+    results = read_results(path)
+    assert set(results["method"]) == {"MAML"} and set(results["run"]) == {"MAML/5-way", "MAML/20-way"}
+    table = comparison_table(results)
+    assert list(table.index) == ["MAML"]
+    assert table.loc["MAML", ("5-way 5-shot", "ours")] == "97.0 ± 0.4"
+    assert table.loc["MAML", ("20-way 1-shot", "ours")] == "80.0 ± 0.3"
+    assert table.loc["MAML", ("20-way 1-shot", "paper")] == "95.8"
+    assert list(read_training(path)["episodes"]) == [7, 3]
+    write_run(path, "MAML/other", {"episodes": 1}, five[:1])  # a second 5-way 1-shot result for MAML
+    with pytest.raises(ValueError, match="MAML has 2 results for 5-way 1-shot"):
+        comparison_table(read_results(path))
+
+
 def test_training_stops_at_the_time_budget():
     method = _protonet()
     method.meta_train(X, Y, episodes=100_000, max_seconds=0.5)

@@ -1,7 +1,10 @@
-"""Reproduce the Omniglot tables of the metric-based papers within a stated time budget.
+"""Reproduce the Omniglot tables of the metric- and optimization-based papers within a stated time budget.
 
-    python -m metaecom.reproduce_omniglot --method ProtoNet --minutes 30 \\
-        --out book/results/omniglot.json
+    python -m metaecom.reproduce_omniglot --method ProtoNet --minutes 30
+    python -m metaecom.reproduce_omniglot --method MAML --way 5 --minutes 6
+
+Metric-based methods write ``book/results/omniglot.json``, gradient-based ones (MAML,
+FOMAML, ANIL, Reptile) ``book/results/omniglot_maml.json``, unless ``--out`` says otherwise.
 
 Protocol (Vinyals et al. 2016, followed by Snell et al. 2017 and later papers): the 964
 characters of the 30 *background* alphabets are meta-trained on, each rotation by 0, 90,
@@ -15,6 +18,18 @@ Training follows each paper where the budget allows (Conv4 backbone; Adam at 1e-
 ProtoNet on 60-way episodes with 5 queries per class) and lists every deviation in the
 results file, e.g. one model trained with 1-shot episodes serves all four settings,
 and training stops at the time budget rather than at convergence.
+
+Gradient-based methods put a linear head on Conv4, so a model has as many outputs as its
+tasks have classes: as in their papers, a 5-way and a 20-way model are trained separately
+(``--way``), each stored as its own run (``"MAML/5-way"``) and evaluated in the 1- and
+5-shot settings of its way. Hyperparameters are the papers': MAML (Finn et al. 2017, and
+its reference code) 5-way: 1 inner step of 0.4, 32 tasks per meta-batch; 20-way: 5 steps
+of 0.1, 16 tasks; 1 query per class in meta-training; 10 inner steps at test time; Adam
+at 1e-3 outside. FOMAML and ANIL (Raghu et al. 2020) use MAML's settings. Reptile
+(Nichol et al. 2018): 10 examples per class pooled per task, inner Adam (β1 = 0) on
+minibatches — 5 steps of 10 at 1e-3 (5-way), 10 steps of 20 at 5e-4 (20-way) — 5 tasks
+per meta-step, outer step size annealed linearly from 1 to 0 over the budget; at test time
+50 steps on minibatches of 5 (5-way) or 10 (20-way) support examples.
 """
 
 from __future__ import annotations
@@ -30,7 +45,7 @@ import torch
 from metaecom.device import describe_device, get_device
 from metaecom.methods.metric import MatchingNet, ProtoNet, RelationNet, SiameseNet
 from metaecom.models import Conv4
-from metaecom.reproduction import evaluate_settings, results_path, write_run
+from metaecom.reproduction import OMNIGLOT_SETTINGS, evaluate_settings, results_path, write_run
 from metaecom.runrecord import cpu_name
 from metaecom.seeding import seed_everything
 
@@ -61,6 +76,61 @@ TRAINING = {
 }
 
 
+_MAML_FAMILY = {5: dict(meta_batch=32, inner_steps=1, inner_lr=0.4),
+                20: dict(meta_batch=16, inner_steps=5, inner_lr=0.1)}
+_MAML_DEVIATIONS = [
+    "Conv4 with max-pooling (the metric-based papers' backbone), not MAML's strided convolutions",
+    "one model trained on 1-shot tasks is evaluated at 1 and 5 shots (the paper trains a 5-shot model too)",
+    "test episodes have 15 queries per class (MAML's code tests on 1 per class); batch normalisation "
+    "uses the statistics of the batch, as in MAML's code",
+    "training stops at the time budget: a few hundred meta-steps instead of 60,000",
+]
+
+#: Gradient-based methods, per way: constructor settings (beyond n_way) and the deviations.
+GRADIENT = {
+    "MAML": {way: dict(k_shot=1, n_query=1, test_inner_steps=10, meta_lr=1e-3, **shape)
+             for way, shape in _MAML_FAMILY.items()},
+    "FOMAML": {way: dict(k_shot=1, n_query=1, test_inner_steps=10, meta_lr=1e-3, **shape)
+               for way, shape in _MAML_FAMILY.items()},
+    "ANIL": {way: dict(k_shot=1, n_query=1, test_inner_steps=10, meta_lr=1e-3, **shape)
+             for way, shape in _MAML_FAMILY.items()},
+    "Reptile": {5: dict(k_shot=1, n_query=9, inner_steps=5, inner_batch=10, inner_lr=1e-3, meta_batch=5,
+                        test_inner_steps=50, test_inner_batch=5),
+                20: dict(k_shot=1, n_query=9, inner_steps=10, inner_batch=20, inner_lr=5e-4, meta_batch=5,
+                         test_inner_steps=50, test_inner_batch=10)},
+}
+GRADIENT_DEVIATIONS = {
+    "MAML": _MAML_DEVIATIONS,
+    "FOMAML": _MAML_DEVIATIONS + ["the MAML paper reports first-order results on MiniImagenet only"],
+    "ANIL": _MAML_DEVIATIONS + ["the ANIL paper reports 20-way Omniglot only"],
+    "Reptile": [
+        "Conv4 with max-pooling and a linear head, not the paper's strided convolutions",
+        "batch normalisation uses the statistics of the batch (the query set at test time), i.e. the "
+        "transductive setting; the quoted paper numbers are its non-transductive ones",
+        "one model trained with 1-shot test tasks in mind is evaluated at 1 and 5 shots",
+        "the outer step size is annealed in 10 constant pieces over the time budget, not per step",
+        "training stops at the time budget: a few thousand meta-steps instead of 100,000 (5-way) or "
+        "200,000 (20-way)",
+    ],
+}
+
+
+def build_gradient(method: str, n_way: int, seed: int, device):
+    """A gradient-based method on a fresh Conv4 + linear head with its paper's settings for ``n_way``."""
+    from torch import nn
+
+    from metaecom.methods.optimization import ANIL, FOMAML, MAML, Reptile
+
+    if method not in GRADIENT:
+        raise ValueError(f"unknown gradient method {method!r}; choose from {sorted(GRADIENT)}")
+    if n_way not in GRADIENT[method]:
+        raise ValueError(f"{method} has settings for {sorted(GRADIENT[method])}-way models, not {n_way}-way")
+    seed_everything(seed)
+    model = nn.Sequential(Conv4(), nn.Linear(64, n_way))
+    kind = {"MAML": MAML, "FOMAML": FOMAML, "ANIL": ANIL, "Reptile": Reptile}[method]
+    return kind(model, n_way=n_way, seed=seed, device=device, **GRADIENT[method][n_way])
+
+
 def build(method: str, seed: int, device) -> ProtoNet | MatchingNet | RelationNet | SiameseNet:
     """The method with a fresh Conv4 backbone and its training episode shape."""
     if method not in TRAINING:
@@ -86,31 +156,54 @@ def omniglot_classes(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images.reshape(-1, 1, 28, 28), np.repeat(np.arange(n_classes), drawings)
 
 
+def train_within_budget(method, x, y, minutes: float, max_steps: int, desc: str) -> None:
+    """Meta-train for ``minutes`` of wall time (or ``max_steps`` steps). Reptile's outer step
+    size is annealed linearly towards 0 over the budget, in 10 constant pieces."""
+    pieces = 10 if hasattr(method, "meta_step_size") else 1
+    for piece in range(pieces):
+        if pieces > 1:
+            method.meta_step_size = 1.0 - (piece + 0.5) / pieces
+        left = max_steps - len(method.history)
+        if left <= 0:
+            break
+        method.meta_train(x, y, episodes=left, desc=desc, max_seconds=60 * minutes / pieces)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--method", required=True, choices=sorted(TRAINING))
+    parser.add_argument("--method", required=True, choices=sorted(TRAINING) + sorted(GRADIENT))
+    parser.add_argument("--way", type=int, default=5, choices=(5, 20),
+                        help="gradient-based methods: train the 5-way or the 20-way model (default 5)")
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget (default 30)")
-    parser.add_argument("--max-episodes", type=int, default=1_000_000, help="stop earlier after this many episodes")
+    parser.add_argument("--max-episodes", type=int, default=1_000_000,
+                        help="stop earlier after this many episodes (meta-steps for gradient-based methods)")
     parser.add_argument("--test-episodes", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(results_path("omniglot")), help="results file (default: the book's)")
+    parser.add_argument("--out", default=None, help="results file (default: the book's, by method family)")
     parser.add_argument("--checkpoint", default=None, help="also save the trained weights here (.pt)")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.test_episodes < 2:
         parser.error("--minutes must be positive and --test-episodes at least 2")
+    gradient = args.method in GRADIENT
+    out = args.out or str(results_path("omniglot_maml" if gradient else "omniglot"))
 
     device = get_device()
     train_x, train_y = omniglot_classes("background")
     test_x, test_y = omniglot_classes("evaluation")
-    method = build(args.method, args.seed, device)
-    print(f"{args.method}: training on {len(np.unique(train_y))} classes for up to {args.minutes:g} min "
+    if gradient:
+        method = build_gradient(args.method, args.way, args.seed, device)
+        run_name, deviations = f"{args.method}/{args.way}-way", GRADIENT_DEVIATIONS[args.method]
+        settings = tuple(s for s in OMNIGLOT_SETTINGS if s[0] == args.way)
+    else:
+        method = build(args.method, args.seed, device)
+        run_name, deviations, settings = args.method, TRAINING[args.method]["deviations"], OMNIGLOT_SETTINGS
+    print(f"{run_name}: training on {len(np.unique(train_y))} classes for up to {args.minutes:g} min "
           f"on {describe_device(device)}", flush=True)
-    method.meta_train(train_x, train_y, episodes=args.max_episodes, desc=f"{args.method} meta-training",
-                      max_seconds=60 * args.minutes)
+    train_within_budget(method, train_x, train_y, args.minutes, args.max_episodes, f"{run_name} meta-training")
     if args.checkpoint:
         torch.save({m.__class__.__name__: m.state_dict() for m in method.modules()}, args.checkpoint)
-    results = evaluate_settings(method, test_x, test_y, episodes=args.test_episodes, seed=args.seed + 1,
-                                show_progress=True)
+    results = evaluate_settings(method, test_x, test_y, settings=settings, episodes=args.test_episodes,
+                                seed=args.seed + 1, show_progress=True)
     window = max(1, len(method.history) // 20)
     training = {
         "episodes": len(method.history), "way": method.n_way, "shot": method.k_shot, "queries": method.n_query,
@@ -120,10 +213,13 @@ def main(argv=None) -> int:
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "seed": args.seed,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
     }
-    write_run(args.out, args.method, training, results, TRAINING[args.method]["deviations"], protocol=PROTOCOL)
+    if gradient:  # an "episode" of these methods is a meta-step of meta_batch tasks
+        training.update(tasks=method.episodes_seen, meta_batch=method.meta_batch,
+                        inner_steps=method.inner_steps, test_inner_steps=method.test_inner_steps)
+    write_run(out, run_name, training, results, deviations, protocol=PROTOCOL)
     for r in results:
         print(f"  {r['n_way']}-way {r['k_shot']}-shot: {r['accuracy']:.2f} ± {r['ci']:.2f} %")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 

@@ -16,7 +16,9 @@ when a method is rerun)::
                                   "episodes": 1000, "n_query": 15}, ...]}}}
 
 Accuracies are percentages; ``ci`` is the half-width of the 95% confidence interval over
-test episodes.
+test episodes. A method whose paper trains one model per setting group (MAML's 5-way and
+20-way models) stores one run per model, named ``"<method>/<model>"`` (``"MAML/5-way"``);
+the tables count both as the method ``"MAML"``.
 """
 
 from __future__ import annotations
@@ -102,20 +104,27 @@ def write_run(path, method_name: str, training: dict, results: list[dict], devia
     return content
 
 
+def method_of(run_name: str) -> str:
+    """The method a run belongs to: ``"MAML/5-way"`` -> ``"MAML"``; ``"ProtoNet"`` -> ``"ProtoNet"``."""
+    return run_name.split("/", 1)[0]
+
+
 def read_results(path) -> pd.DataFrame:
-    """The results file as a long table: one row per (method, setting)."""
+    """The results file as a long table: one row per (run, setting), with the run's method."""
     content = json.loads(Path(path).read_text())
     rows = []
-    for method, run in content["runs"].items():
+    for name, run in content["runs"].items():
         for r in run["results"]:
-            rows.append({"method": method, "setting": setting_name(r["n_way"], r["k_shot"]), **r})
+            rows.append({"method": method_of(name), "run": name,
+                         "setting": setting_name(r["n_way"], r["k_shot"]), **r})
     if not rows:
         raise ValueError(f"{path} holds no results")
     return pd.DataFrame(rows)
 
 
 def read_training(path) -> pd.DataFrame:
-    """How each method in the results file was trained: one row per method."""
+    """How each run in the results file was trained: one row per run (per method, or per
+    model of a method that trains several)."""
     content = json.loads(Path(path).read_text())
     return pd.DataFrame([{"method": m, **run["training"]} for m, run in content["runs"].items()]).set_index("method")
 
@@ -129,6 +138,9 @@ def comparison_table(results: pd.DataFrame, published=PUBLISHED_OMNIGLOT, settin
         ours, paper = [], []
         for method in methods:
             row = results[(results["method"] == method) & (results["setting"] == name)]
+            if len(row) > 1:
+                raise ValueError(f"{method} has {len(row)} results for {name} (runs {list(row['run'])}); "
+                                 "keep one run per setting")
             ours.append(f"{row['accuracy'].iloc[0]:.1f} ± {row['ci'].iloc[0]:.1f}" if len(row) else "—")
             value = published.get(method, ((None,) * len(settings), ""))[0][settings.index((n_way, k_shot))]
             paper.append("—" if value is None else str(value))

@@ -613,12 +613,17 @@ class Reptile(GradientMethod):
     """Reptile (Nichol et al. 2018): ``θ ← θ + ε · mean_tasks(φ_task − θ)``, φ trained from θ on each task.
 
     ``Reptile(model, n_way, k_shot, n_query, inner_steps=5, inner_lr=1e-3, meta_step=1.0,
-    inner_optimizer="adam", meta_batch=4, episodes=1000, seed=0, device=None,
-    test_inner_steps=None, task="classification", head_names=None)``
+    inner_optimizer="adam", inner_batch=None, test_inner_batch=None, meta_batch=4,
+    episodes=1000, seed=0, device=None, test_inner_steps=None, task="classification",
+    head_names=None)``
 
-    The inner training uses the task's support and query examples pooled, full-batch, with
+    The inner training uses the task's support and query examples pooled, with
     ``inner_optimizer`` ``"adam"`` (β1 = 0, β2 = 0.999, fresh per task; the paper's choice)
-    or ``"sgd"``. ``meta_step`` is the outer step size ε (the paper anneals it linearly to
+    or ``"sgd"``. Each inner step uses the whole pool (``inner_batch=None``) or, as in the
+    paper, a minibatch of ``inner_batch`` examples: the pool is shuffled and cut into
+    consecutive minibatches, reshuffled when used up, so 5 steps of 10 on a pool of 50
+    see every example once. ``test_inner_batch`` does the same for the support set at test
+    time (default: the whole support set). ``meta_step`` is the outer step size ε (the paper anneals it linearly to
     zero; here it is constant). ``history`` records the mean pooled loss after the inner
     training; :meth:`meta_gradient` returns the update direction ``θ − mean(φ)`` (not the
     gradient of any loss). At test time the inner training sees the support set only.
@@ -627,7 +632,8 @@ class Reptile(GradientMethod):
     name = "Reptile"
 
     def __init__(self, model: nn.Module, n_way: int = 5, k_shot: int = 1, n_query: int = 15, inner_steps: int = 5,
-                 inner_lr: float = 1e-3, meta_step: float = 1.0, inner_optimizer: str = "adam", **kwargs):
+                 inner_lr: float = 1e-3, meta_step: float = 1.0, inner_optimizer: str = "adam",
+                 inner_batch: int | None = None, test_inner_batch: int | None = None, **kwargs):
         if inner_optimizer not in ("adam", "sgd"):
             raise ValueError(f"inner_optimizer must be 'adam' or 'sgd', got {inner_optimizer!r}")
         if kwargs.get("first_order") is False:
@@ -639,24 +645,55 @@ class Reptile(GradientMethod):
         kwargs.pop("first_order", None)
         self.meta_step_size = _check_positive("meta_step", meta_step)
         self.inner_optimizer = inner_optimizer
+        if (inner_batch is not None or test_inner_batch is not None) and inner_optimizer != "adam":
+            raise ValueError("inner_batch and test_inner_batch need inner_optimizer='adam'")
+        self.inner_batch = None if inner_batch is None else _check_count("inner_batch", inner_batch, 1)
+        self.test_inner_batch = None if test_inner_batch is None else _check_count("test_inner_batch",
+                                                                                   test_inner_batch, 1)
+        self._batch_rng = torch.Generator().manual_seed(kwargs.get("seed", 0))
         super().__init__(model, n_way=n_way, k_shot=k_shot, n_query=n_query, inner_steps=inner_steps,
                          inner_lr=inner_lr, first_order=True, **kwargs)
 
-    def _adapt(self, params, x, y, steps, first_order=True):
+    def _adapt(self, params, x, y, steps, first_order=True, batch: int | None = None):
         if self.inner_optimizer == "sgd":
             return super()._adapt(params, x, y, steps, first_order=True)
-        return self._adam(params, x, y, steps)
+        return self._adam(params, x, y, steps, batch)
 
-    def _adam(self, params: dict, x, y, steps: int, beta2: float = 0.999, eps: float = 1e-8) -> dict:
-        """Full-batch Adam with β1 = 0 (RMSprop with bias correction), functional, no graph."""
+    def adapted_parameters(self, support_x, support_y, steps=None):
+        """The weights after ``steps`` (default ``test_inner_steps``) inner steps on the support
+        set, in minibatches of ``test_inner_batch`` (default: the whole support set)."""
+        if self.test_inner_batch is None:
+            return super().adapted_parameters(support_x, support_y, steps)
+        steps = self.test_inner_steps if steps is None else steps
+        params = {n: p.detach() for n, p in self.model.named_parameters()}
+        with torch.enable_grad():
+            return self._adam(params, support_x, support_y, steps, batch=self.test_inner_batch)
+
+    def _minibatches(self, n: int, batch: int | None):
+        """Index tensors of consecutive minibatches of a shuffled pool of ``n``, reshuffled when used up."""
+        if batch is None or batch >= n:
+            while True:
+                yield None
+        while True:
+            order = torch.randperm(n, generator=self._batch_rng)
+            for start in range(0, n - batch + 1, batch):
+                yield order[start:start + batch]
+
+    def _adam(self, params: dict, x, y, steps: int, batch: int | None = None, beta2: float = 0.999,
+              eps: float = 1e-8) -> dict:
+        """Adam with β1 = 0 (RMSprop with bias correction), functional, no graph; full-batch
+        or on minibatches of ``batch`` examples."""
         names = list(params) if self.adapt_names() is None else list(self.adapt_names())
         adapted = {n: p.detach() for n, p in params.items()}
         second = {n: torch.zeros_like(adapted[n]) for n in names}
         buffers = self._buffers()
+        batches = self._minibatches(len(x), batch)
         for t in range(1, steps + 1):
             for n in names:
                 adapted[n].requires_grad_(True)
-            loss = self.loss_fn(functional_forward(self.model, adapted, buffers, x), y)
+            rows = next(batches)
+            xb, yb = (x, y) if rows is None else (x[rows.to(x.device)], y[rows.to(y.device)])
+            loss = self.loss_fn(functional_forward(self.model, adapted, buffers, xb), yb)
             grads = torch.autograd.grad(loss, [adapted[n] for n in names], allow_unused=True)
             with torch.no_grad():
                 for n, g in zip(names, grads):
@@ -678,7 +715,8 @@ class Reptile(GradientMethod):
         with torch.enable_grad():
             for task in tasks:
                 x, y = self._pooled(task)
-                phi = {n: p.detach() for n, p in self._adapt(theta, x, y, self.inner_steps).items()}
+                phi = {n: p.detach() for n, p in self._adapt(theta, x, y, self.inner_steps,
+                                                             batch=self.inner_batch).items()}
                 with torch.no_grad():
                     total += self.loss_fn(functional_forward(self.model, phi, self._buffers(), x), y).item()
                 results.append(phi)
