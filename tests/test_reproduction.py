@@ -11,7 +11,7 @@ from torch import nn
 
 from metaecom.methods.metric import ProtoNet
 from metaecom.models import Conv4
-from metaecom.reproduce_omniglot import build
+from metaecom.reproduce_omniglot import build, build_gradient, train_within_budget
 from metaecom.reproduction import (OMNIGLOT_SETTINGS, PUBLISHED_OMNIGLOT, comparison_table, episode_accuracies,
                                    evaluate_settings, read_results, read_training, write_run)
 
@@ -141,3 +141,33 @@ def test_reproduction_builds_each_method_with_its_papers_episode_shape():
     assert build("RelationNet", seed=0, device="cpu").relation is not None
     with pytest.raises(ValueError, match="unknown method"):
         build("MAMLish", seed=0, device="cpu")
+
+
+def test_gradient_methods_get_their_papers_settings_per_way():
+    maml5, maml20 = build_gradient("MAML", 5, seed=0, device="cpu"), build_gradient("MAML", 20, seed=0, device="cpu")
+    assert (maml5.n_way, maml5.meta_batch, maml5.inner_steps, maml5.inner_lr) == (5, 32, 1, 0.4)
+    assert (maml20.n_way, maml20.meta_batch, maml20.inner_steps, maml20.inner_lr) == (20, 16, 5, 0.1)
+    assert maml5.model(torch.zeros(2, 1, 28, 28)).shape == (2, 5) and maml5.test_inner_steps == 10
+    assert build_gradient("FOMAML", 5, seed=0, device="cpu").first_order
+    anil = build_gradient("ANIL", 20, seed=0, device="cpu")
+    assert anil.adapt_names() == ["1.weight", "1.bias"]  # the linear head after Conv4
+    reptile = build_gradient("Reptile", 20, seed=0, device="cpu")
+    assert (reptile.k_shot + reptile.n_query, reptile.inner_batch, reptile.inner_steps) == (10, 20, 10)
+    with pytest.raises(ValueError, match="unknown gradient method"):
+        build_gradient("ProtoNet", 5, seed=0, device="cpu")
+    with pytest.raises(ValueError, match="5, 20"):
+        build_gradient("MAML", 10, seed=0, device="cpu")
+
+
+def test_reptile_outer_step_is_annealed_over_the_budget():
+    from metaecom.methods.optimization import Reptile
+
+    method = Reptile(nn.Sequential(nn.Linear(32, 5)), n_way=5, k_shot=1, n_query=2, meta_batch=2, device="cpu")
+    train_within_budget(method, X, Y, minutes=1.0, max_steps=4, desc=None)
+    # 4 steps allowed: all in the first of the 10 pieces (6 seconds per piece is plenty)
+    assert method.meta_step_size == pytest.approx(0.95) and len(method.history) == 4
+    calls = []
+    method.meta_train = lambda x, y, episodes, desc, max_seconds: calls.append((method.meta_step_size, max_seconds))
+    train_within_budget(method, X, Y, minutes=2.0, max_steps=100, desc=None)
+    assert [size for size, _ in calls] == pytest.approx([0.95 - 0.1 * i for i in range(10)])
+    assert all(seconds == pytest.approx(12.0) for _, seconds in calls)

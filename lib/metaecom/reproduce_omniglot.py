@@ -161,11 +161,11 @@ def train_within_budget(method, x, y, minutes: float, max_steps: int, desc: str)
     size is annealed linearly towards 0 over the budget, in 10 constant pieces."""
     pieces = 10 if hasattr(method, "meta_step_size") else 1
     for piece in range(pieces):
-        if pieces > 1:
-            method.meta_step_size = 1.0 - (piece + 0.5) / pieces
         left = max_steps - len(method.history)
         if left <= 0:
             break
+        if pieces > 1:
+            method.meta_step_size = 1.0 - (piece + 0.5) / pieces
         method.meta_train(x, y, episodes=left, desc=desc, max_seconds=60 * minutes / pieces)
 
 
