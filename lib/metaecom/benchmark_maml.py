@@ -17,7 +17,10 @@ run, for three implementations from the same initial weights:
 - ``ours (loop)``: :meth:`~metaecom.methods.optimization.GradientMethod.meta_gradient`,
   a per-task loop with ``torch.func.functional_call``;
 - ``ours (vmap)``: :meth:`~metaecom.methods.optimization.GradientMethod.vectorized_meta_gradient`,
-  all tasks at once with ``torch.func.vmap``.
+  all tasks at once with ``torch.func.vmap``;
+- ``ours (groups)``: :meth:`~metaecom.methods.optimization.GradientMethod.grouped_meta_gradient`,
+  all tasks at once as channel groups of one network (one grouped convolution per layer,
+  :mod:`metaecom.methods.task_groups`), differentiated by ordinary autograd.
 
 and the relative difference ``‖g − g_ref‖ / ‖g_ref‖`` of each meta-gradient to the
 reference's (the whole gradient as one vector), twice: in float32, the precision that is
@@ -129,6 +132,7 @@ def _meta_gradients(order: str, k: int, n_tasks: int, seed: int, device, dtype=t
         "higher": lambda: higher_meta_gradient(model, tasks, k, 0.4, order == "first"),
         "ours (loop)": lambda: method.meta_gradient(tasks),
         "ours (vmap)": lambda: method.vectorized_meta_gradient(tasks)[1],
+        "ours (groups)": lambda: method.grouped_meta_gradient(tasks)[1],
     }
 
 
@@ -140,7 +144,7 @@ def _differences(gradients: dict, implementations) -> dict:
 
 
 def run(repeats: int = 5, n_tasks: int = 32, steps=(1, 5), orders=("second", "first"), device=None,
-        implementations=("higher", "ours (loop)", "ours (vmap)"), seed: int = 0, log=print) -> list[dict]:
+        implementations=("higher", "ours (loop)", "ours (vmap)", "ours (groups)"), seed: int = 0, log=print) -> list[dict]:
     """Time every implementation in every setting; one row per (setting, implementation)."""
     device = torch.device(device) if device is not None else get_device()
     rows = []

@@ -215,7 +215,7 @@ class GradientMethod(Method):
                  inner_lr: float = 0.4, meta_lr: float = 1e-3, meta_batch: int = 4, first_order: bool | None = None,
                  episodes: int = 1000, seed: int = 0, device=None, test_inner_steps: int | None = None,
                  task: str = "classification", head_names: Iterable[str] | None = None,
-                 vectorize: bool = False):
+                 vectorize: bool | str = False):
         if task not in TASK_KINDS:
             raise ValueError(f"task must be one of {TASK_KINDS}, got {task!r}")
         if not any(True for _ in model.parameters()):
@@ -235,7 +235,10 @@ class GradientMethod(Method):
             raise ValueError(f"{self.name} is first-order by definition; use MAML for second-order meta-gradients")
         self.first_order = self.first_order_default if first_order is None else bool(first_order)
         self.seed = seed
-        self.vectorize = bool(vectorize)  # meta-steps through vectorized_meta_gradient (torch.func.vmap)
+        if vectorize not in (False, True, "vmap", "groups"):
+            raise ValueError(f"vectorize must be False, True (= 'vmap') or 'groups', got {vectorize!r}")
+        # meta-steps through vectorized_meta_gradient (torch.func.vmap) or grouped_meta_gradient
+        self.vectorize = "vmap" if vectorize is True else vectorize
         self.head_names = head_parameter_names(model, head_names)
         self.device = torch.device(device) if device is not None else get_device()
         self.model.to(self.device)
@@ -360,13 +363,7 @@ class GradientMethod(Method):
         tasks' convolutions into one grouped convolution, which pays off most on a GPU.
         Same value and gradient as the per-task loop, up to floating-point rounding.
         """
-        if len(tasks) == 0:
-            raise ValueError("meta_gradient needs at least one task")
-        tensors = [self._task_tensors(task) for task in tasks]
-        shapes = {tuple(tuple(t.shape) for t in task) for task in tensors}
-        if len(shapes) != 1:
-            raise ValueError("the vectorized path needs tasks of identical shapes (same N, K and query count)")
-        sx, sy, qx, qy = (torch.stack(parts) for parts in zip(*tensors))
+        sx, sy, qx, qy = self._stacked_tasks(tasks)
         model = self._batch_norm_free_model()
         meta = {n: p.detach() for n, p in self.meta_parameters().items()}
         weight_names = [n for n, _ in self.model.named_parameters()]
@@ -393,6 +390,33 @@ class GradientMethod(Method):
 
         grads, loss = torch.func.grad_and_value(mean_loss)(meta)
         return loss.item(), grads
+
+    def _stacked_tasks(self, tasks: Sequence) -> list[torch.Tensor]:
+        """The tasks' support and query tensors stacked along a leading task axis."""
+        if len(tasks) == 0:
+            raise ValueError("meta_gradient needs at least one task")
+        tensors = [self._task_tensors(task) for task in tasks]
+        if len({tuple(tuple(t.shape) for t in task) for task in tensors}) != 1:
+            raise ValueError("the vectorized path needs tasks of identical shapes (same N, K and query count)")
+        return [torch.stack(parts) for parts in zip(*tensors)]
+
+    def grouped_meta_gradient(self, tasks: Sequence) -> tuple[float, dict[str, torch.Tensor]]:
+        """The meta-loss and :meth:`meta_gradient`, with all tasks run as channel groups of one
+        network (:mod:`metaecom.methods.task_groups`): one grouped convolution per layer for
+        the whole meta-batch instead of one convolution per task. For chains of conv, batch
+        norm, ReLU, max-pool and linear layers (e.g. Conv4 + a linear head); all tasks must
+        have the same shapes. Same value and gradient as the loop up to rounding."""
+        from metaecom.methods.task_groups import grouped_meta_loss
+
+        sx, sy, qx, qy = self._stacked_tasks(tasks)
+        meta = self.meta_parameters()
+        weights = {n: p for n, p in self.model.named_parameters()}
+        with torch.enable_grad():
+            loss = grouped_meta_loss(self.model, weights, sx, sy, qx, qy, self.loss_fn, self.inner_steps,
+                                     self.inner_lr, self.first_order, self.adapt_names(), self.inner_lrs())
+            grads = torch.autograd.grad(loss, list(meta.values()), allow_unused=True)
+        return loss.item(), {name: (torch.zeros_like(p) if g is None else g.detach())
+                             for (name, p), g in zip(meta.items(), grads)}
 
     def meta_gradient(self, tasks: Sequence) -> dict[str, torch.Tensor]:
         """The gradient of :meth:`meta_loss` over ``tasks`` with respect to each meta-parameter
@@ -421,7 +445,8 @@ class GradientMethod(Method):
         """
         optimizer = self._outer_optimizer()
         if self.vectorize:
-            value, grads = self.vectorized_meta_gradient(tasks)
+            gradient = self.vectorized_meta_gradient if self.vectorize == "vmap" else self.grouped_meta_gradient
+            value, grads = gradient(tasks)
             if not math.isfinite(value):
                 self._fail(len(self.history) + 1, f"loss became {value}")
             for name, parameter in self.meta_parameters().items():
