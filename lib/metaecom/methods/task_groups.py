@@ -20,10 +20,10 @@ uses it with ``vectorize="groups"``.
 Whether it is faster depends on the setting. On this book's 2-core CPU, in the MAML
 benchmark's setting (32 tasks, 5-way 1-shot, 5 queries per class; ``python -m
 metaecom.benchmark_maml``) it took 0.63–0.85 of ``higher``'s time and beat the per-task
-loop by 1.1–1.6x, but with 20-way tasks, one query per class and 5 inner steps it was
+loop by 1.0–1.6x, but with 20-way tasks, one query per class and 5 inner steps it was
 2.4 times *slower* than the loop (22 s against 9 s per meta-gradient of 16 tasks): a
 grouped convolution is not always cheaper than its groups one by one. On a GPU, where
-the fixed cost per call dominates, it should gain more; that is unmeasured here.
+the fixed cost per call dominates, it may gain more; that is unmeasured here.
 
 Supported networks: a chain of ``nn.Conv2d`` (ungrouped), ``nn.BatchNorm2d``, ``nn.ReLU``,
 ``nn.MaxPool2d``, ``nn.Flatten`` and ``nn.Linear`` layers applied in the order they are
