@@ -183,14 +183,14 @@ def main(argv=None) -> int:
         parser.error("--repeats and --tasks must be at least 1")
     device = get_device()
     rows = run(repeats=args.repeats, n_tasks=args.tasks, device=device)
-    import higher
+    from importlib.metadata import version
 
     content = {
         "benchmark": "maml_speed",
         "setting": f"Conv4 + linear head, 28x28 inputs, 5-way 1-shot, 5 queries per class, {args.tasks} tasks "
                    "per meta-batch, inner learning rate 0.4, float32",
         "device": describe_device(device), "cpu": f"{cpu_name()} ({os.cpu_count()} logical cores)",
-        "torch": torch.__version__, "higher": getattr(higher, "__version__", "unknown"),
+        "torch": torch.__version__, "higher": version("higher"),
         "repeats": args.repeats, "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
         "rows": rows,
     }

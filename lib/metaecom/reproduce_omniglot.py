@@ -83,7 +83,7 @@ _MAML_DEVIATIONS = [
     "one model trained on 1-shot tasks is evaluated at 1 and 5 shots (the paper trains a 5-shot model too)",
     "test episodes have 15 queries per class (MAML's code tests on 1 per class); batch normalisation "
     "uses the statistics of the batch, as in MAML's code",
-    "training stops at the time budget: a few hundred meta-steps instead of 60,000",
+    "training stops at the time budget (see the meta-steps it allowed) instead of after 60,000 meta-steps",
 ]
 
 #: Gradient-based methods, per way: constructor settings (beyond n_way) and the deviations.
@@ -107,10 +107,10 @@ GRADIENT_DEVIATIONS = {
         "Conv4 with max-pooling and a linear head, not the paper's strided convolutions",
         "batch normalisation uses the statistics of the batch (the query set at test time), i.e. the "
         "transductive setting; the quoted paper numbers are its non-transductive ones",
-        "one model trained with 1-shot test tasks in mind is evaluated at 1 and 5 shots",
+        "one model per way is evaluated at 1 and 5 shots (the paper trains a 1-shot and a 5-shot model)",
         "the outer step size is annealed in 10 constant pieces over the time budget, not per step",
-        "training stops at the time budget: a few thousand meta-steps instead of 100,000 (5-way) or "
-        "200,000 (20-way)",
+        "training stops at the time budget (see the meta-steps it allowed) instead of after 100,000 (5-way) "
+        "or 200,000 (20-way) meta-steps",
     ],
 }
 
