@@ -11,7 +11,7 @@ pixels show.
 
 For each setting it times one meta-gradient (forward and backward through the inner
 loops of all 32 tasks) and reports the median over ``--repeats`` runs after one warm-up
-run, for three implementations from the same initial weights:
+run, for four implementations from the same initial weights:
 
 - ``higher``: the reference, a per-task loop with ``higher.innerloop_ctx``;
 - ``ours (loop)``: :meth:`~metaecom.methods.optimization.GradientMethod.meta_gradient`,

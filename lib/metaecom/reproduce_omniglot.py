@@ -76,8 +76,9 @@ TRAINING = {
 }
 
 
-_MAML_FAMILY = {5: dict(meta_batch=32, inner_steps=1, inner_lr=0.4),
-                20: dict(meta_batch=16, inner_steps=5, inner_lr=0.1)}
+_MAML_FAMILY = {way: dict(k_shot=1, n_query=1, test_inner_steps=10, meta_lr=1e-3, **shape)
+                for way, shape in {5: dict(meta_batch=32, inner_steps=1, inner_lr=0.4),
+                                   20: dict(meta_batch=16, inner_steps=5, inner_lr=0.1)}.items()}
 _MAML_DEVIATIONS = [
     "Conv4 with max-pooling (the metric-based papers' backbone), not MAML's strided convolutions",
     "one model trained on 1-shot tasks is evaluated at 1 and 5 shots (the paper trains a 5-shot model too)",
@@ -88,12 +89,9 @@ _MAML_DEVIATIONS = [
 
 #: Gradient-based methods, per way: constructor settings (beyond n_way) and the deviations.
 GRADIENT = {
-    "MAML": {way: dict(k_shot=1, n_query=1, test_inner_steps=10, meta_lr=1e-3, **shape)
-             for way, shape in _MAML_FAMILY.items()},
-    "FOMAML": {way: dict(k_shot=1, n_query=1, test_inner_steps=10, meta_lr=1e-3, **shape)
-               for way, shape in _MAML_FAMILY.items()},
-    "ANIL": {way: dict(k_shot=1, n_query=1, test_inner_steps=10, meta_lr=1e-3, **shape)
-             for way, shape in _MAML_FAMILY.items()},
+    "MAML": _MAML_FAMILY,
+    "FOMAML": _MAML_FAMILY,
+    "ANIL": _MAML_FAMILY,
     "Reptile": {5: dict(k_shot=1, n_query=9, inner_steps=5, inner_batch=10, inner_lr=1e-3, meta_batch=5,
                         test_inner_steps=50, test_inner_batch=5),
                 20: dict(k_shot=1, n_query=9, inner_steps=10, inner_batch=20, inner_lr=5e-4, meta_batch=5,
