@@ -516,8 +516,12 @@ class GradientMethod(Method):
         params = {n: (p.detach().requires_grad_(True) if n in adapt else p.detach())
                   for n, p in self.model.named_parameters()}
         with torch.enable_grad():
-            adapted = self._adapt(params, support_x, support_y, steps, first_order=True)
+            adapted = self._test_adapt(params, support_x, support_y, steps)
         return {n: p.detach() for n, p in adapted.items()}
+
+    def _test_adapt(self, params: dict, x: torch.Tensor, y: torch.Tensor, steps: int) -> dict:
+        """The inner loop as run at test time (no second-order graph)."""
+        return self._adapt(params, x, y, steps, first_order=True)
 
     def adapt(self, support_x, support_y) -> Adapted:
         """Classification: inner steps on the support set; a predictor with the adapted weights."""
@@ -648,8 +652,9 @@ class Reptile(GradientMethod):
     paper, a minibatch of ``inner_batch`` examples: the pool is shuffled and cut into
     consecutive minibatches, reshuffled when used up, so 5 steps of 10 on a pool of 50
     see every example once. ``test_inner_batch`` does the same for the support set at test
-    time (default: the whole support set). ``meta_step`` is the outer step size ε (the paper anneals it linearly to
-    zero; here it is constant). ``history`` records the mean pooled loss after the inner
+    time (default: the whole support set). ``meta_step`` is the outer step size ε (the
+    paper anneals it linearly to zero; here it is constant unless the caller changes
+    ``meta_step_size`` between calls). ``history`` records the mean pooled loss after the inner
     training; :meth:`meta_gradient` returns the update direction ``θ − mean(φ)`` (not the
     gradient of any loss). At test time the inner training sees the support set only.
     """
@@ -684,15 +689,9 @@ class Reptile(GradientMethod):
             return super()._adapt(params, x, y, steps, first_order=True)
         return self._adam(params, x, y, steps, batch)
 
-    def adapted_parameters(self, support_x, support_y, steps=None):
-        """The weights after ``steps`` (default ``test_inner_steps``) inner steps on the support
-        set, in minibatches of ``test_inner_batch`` (default: the whole support set)."""
-        if self.test_inner_batch is None:
-            return super().adapted_parameters(support_x, support_y, steps)
-        steps = self.test_inner_steps if steps is None else steps
-        params = {n: p.detach() for n, p in self.model.named_parameters()}
-        with torch.enable_grad():
-            return self._adam(params, support_x, support_y, steps, batch=self.test_inner_batch)
+    def _test_adapt(self, params, x, y, steps):
+        """At test time the support set only, in minibatches of ``test_inner_batch``."""
+        return self._adapt(params, x, y, steps, batch=self.test_inner_batch)
 
     def _minibatches(self, n: int, batch: int | None):
         """Index tensors of consecutive minibatches of a shuffled pool of ``n``, reshuffled when used up."""
