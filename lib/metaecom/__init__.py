@@ -1,17 +1,24 @@
 """metaecom: the code behind the book *Meta-Learning for E-commerce*.
 
-Each module holds one idea, so that a reader can open one file and understand it:
+The folders read like the book; each module holds one idea, so that a reader can open
+one file and understand it:
 
-- :mod:`metaecom.device`      -- the one place that picks CPU or CUDA
-- :mod:`metaecom.seeding`     -- seeding Python, NumPy and torch together
-- :mod:`metaecom.parameters`  -- notebook budgets: range checks and smoke mode
-- :mod:`metaecom.progress`    -- progress bars that look right in terminals and stored notebooks
-- :mod:`metaecom.runrecord`   -- where and how long a notebook ran
-- :mod:`metaecom.evaluate`    -- metrics with 95% confidence intervals
-- :mod:`metaecom.synthetic`   -- a family of store price-demand tasks with known ground truth
-- :mod:`metaecom.models`      -- neural network backbones
-- :mod:`metaecom.train`       -- plain gradient training, with evaluation at checkpoints
-- :mod:`metaecom.plots`       -- figures the chapters repeat
+- infrastructure the notebooks share: :mod:`~metaecom.device` (the one place that picks
+  CPU or CUDA), :mod:`~metaecom.seeding`, :mod:`~metaecom.parameters` (notebook budgets,
+  range checks, smoke mode), :mod:`~metaecom.progress`, :mod:`~metaecom.runrecord` (where
+  and how long a notebook ran), :mod:`~metaecom.checks` (argument checks)
+- :mod:`metaecom.data`     -- the data registry (official URL, checksum, cache, mirror)
+  and one loader per dataset
+- :mod:`metaecom.tasks`    -- episodes and samplers: how data become tasks
+- :mod:`metaecom.models`   -- every network the methods are given
+- :mod:`metaecom.training` -- the one meta-training loop, plain training, early stopping
+- :mod:`metaecom.methods`  -- one file per algorithm family, all on one interface
+- :mod:`metaecom.evaluate`, :mod:`metaecom.ranking` -- metrics with 95% intervals
+- :mod:`metaecom.cost`     -- time and memory of one adaptation
+- :mod:`metaecom.encoder`  -- the bundled pretrained sentence encoder (MiniLM)
+- :mod:`metaecom.cases`    -- what the case studies reuse (recommendation, markets, ...)
+- :mod:`metaecom.reproduction`, :mod:`metaecom.plots` -- results files and figures
+- :mod:`metaecom.scripts`  -- reproductions and benchmarks run with ``python -m``
 """
 
 __version__ = "0.1.0"

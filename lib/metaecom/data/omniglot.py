@@ -127,3 +127,10 @@ def with_rotations(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rotated = np.stack([np.rot90(images, k, axes=(-2, -1)) for k in range(4)], axis=1)
     n, _, drawings, h, w = rotated.shape
     return rotated.reshape(n * 4, drawings, h, w), np.repeat(np.arange(n), 4)
+
+
+def omniglot_classes(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``[n, 1, 28, 28]`` and class labels of one split, rotations as classes."""
+    images, _ = with_rotations(load_omniglot(split, 28).images)
+    n_classes, drawings = images.shape[:2]
+    return images.reshape(-1, 1, 28, 28), np.repeat(np.arange(n_classes), drawings)

@@ -7,10 +7,12 @@ A method goes through three stages, so chapters can compare any methods side by 
    episodes from them. Methods that need no such stage (a linear probe on frozen
    features) simply return themselves.
 2. ``adapt(support_x, support_y) -> Adapted`` -- turn one task's support set (episode
-   labels ``0..N-1``, every class present) into a task-specific predictor. The method
-   itself is not changed, so it can adapt to many tasks in turn.
+   labels ``0..N-1``, every class present; or numeric targets for a regression method)
+   into a task-specific predictor. The method itself is not changed, so it can adapt to
+   many tasks in turn.
 3. ``Adapted.predict_proba(query_x)`` -- class probabilities for the query set, shape
-   ``[n_query, N]``; ``predict`` gives the arg-max labels.
+   ``[n_query, N]``; ``predict`` gives the arg-max labels, or for a regression method
+   (:class:`RegressionAdapted`) the predicted values ``[n_query]``.
 
 Inputs are arrays whose first axis indexes examples: feature vectors ``[n, d]`` or images
 ``[n, channels, height, width]``. The checks here give every method the same clear errors
@@ -23,6 +25,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 
 def _as_array(x, what: str) -> np.ndarray:
@@ -37,6 +40,12 @@ def _as_array(x, what: str) -> np.ndarray:
 def to_numpy(x) -> np.ndarray:
     """A tensor (any device, detached) or array-like as a NumPy array, without copying an array."""
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def as_tensor(x, dtype=torch.float32, device=None) -> torch.Tensor:
+    """An array, tensor or nested list as a tensor of ``dtype`` on ``device`` (no copy when it
+    already is one)."""
+    return torch.as_tensor(to_numpy(x), dtype=dtype, device=device)
 
 
 def check_support(support_x, support_y) -> tuple[np.ndarray, np.ndarray, int]:
@@ -86,6 +95,45 @@ class Adapted(ABC):
         return self.predict_proba(query_x).argmax(axis=1)
 
 
+class RegressionAdapted(Adapted):
+    """A regression model adapted to one task: ``predict(query_x)`` gives one value per row.
+
+    Regression methods (MAML and kin with a squared-error loss, the CNP) return this from
+    ``adapt``, so they are used exactly like the classifiers. The query keeps its
+    floating-point type (a float64 model predicts in float64).
+    """
+
+    n_classes = None
+
+    @abstractmethod
+    def _values(self, x: np.ndarray) -> np.ndarray: ...
+
+    def _proba(self, x):
+        raise ValueError("a regression model predicts values, not class probabilities: use predict")
+
+    def predict(self, query_x) -> np.ndarray:
+        """Predictions ``[n_query]`` (NumPy)."""
+        x = to_numpy(query_x)
+        if x.ndim < 2 or x.shape[1:] != tuple(self.feature_shape):
+            raise ValueError(f"query_x has feature shape {x.shape[1:]} but the support set had "
+                             f"{tuple(self.feature_shape)}")
+        return self._values(x)
+
+
+def check_values(support_x, support_y) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a regression support set (may be empty only where a method allows it):
+    ``x`` ``[n, features...]`` and one numeric target per row; returned unconverted."""
+    x, y = to_numpy(support_x), to_numpy(support_y)
+    if x.ndim < 2:
+        raise ValueError(f"support_x must be an array [examples, features...], got shape {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"support_y must be 1-D with one target per support example; got {y.shape} "
+                         f"for {len(x)} examples")
+    if not np.issubdtype(y.dtype, np.number):
+        raise ValueError(f"support targets must be numbers, got dtype {y.dtype}")
+    return x, y
+
+
 class Method(ABC):
     """A few-shot method: ``meta_train`` once, then ``adapt`` to each new task."""
 
@@ -106,3 +154,35 @@ def accuracy(adapted: Adapted, query_x, query_y) -> float:
     """Share of query examples classified correctly (query labels must be support classes)."""
     check_query(query_x, adapted.feature_shape, query_y, adapted.n_classes)
     return float(np.mean(adapted.predict(query_x) == np.asarray(query_y)))
+
+
+def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Classification loss: cross-entropy of scores ``[n, classes]`` against labels ``[n]``."""
+    if output.dim() != 2:
+        raise ValueError(f"a classifier must output scores [n, classes], got shape {list(output.shape)}")
+    return F.cross_entropy(output, target)
+
+
+def squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Regression loss: mean squared error of predictions ``[n]`` or ``[n, 1]`` against targets ``[n]``."""
+    if output.dim() == 2 and output.shape[1] == 1:
+        output = output.squeeze(1)
+    if output.shape != target.shape:
+        raise ValueError(f"a regression model must output [n, 1] predictions for {len(target)} targets, "
+                         f"got shape {list(output.shape)}")
+    return F.mse_loss(output, target)
+
+
+# What the targets of each loss are: episode labels, or numbers. A gradient method adapts
+# and predicts accordingly; a loss of your own is a classification loss unless it says
+# ``my_loss.targets = "values"``.
+cross_entropy.targets = "classes"
+squared_error.targets = "values"
+
+
+def targets_of(loss_fn) -> str:
+    """``"classes"`` or ``"values"``: what ``loss_fn`` compares the model's outputs with."""
+    kind = getattr(loss_fn, "targets", "classes")
+    if kind not in ("classes", "values"):
+        raise ValueError(f"a loss's targets attribute must be 'classes' or 'values', got {kind!r}")
+    return kind

@@ -25,17 +25,16 @@ most similar support example.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from metaecom.device import get_device
-from metaecom.methods.base import Adapted, Method, check_support
-from metaecom.progress import progress
-from metaecom.tasks import FewShotSampler
+from metaecom.checks import check_count
+from metaecom.methods.attention import attention_read, attention_weights
+from metaecom.methods.base import Adapted, Method, as_tensor, check_support
+from metaecom.tasks.episodes import FewShotSampler, episode_tasks
+from metaecom.training import MetaLearner
 
 
 def prototypes(support_z: torch.Tensor, support_y: torch.Tensor, n_way: int) -> torch.Tensor:
@@ -44,24 +43,32 @@ def prototypes(support_z: torch.Tensor, support_y: torch.Tensor, n_way: int) -> 
     return (one_hot.T @ support_z) / one_hot.sum(dim=0).unsqueeze(1)
 
 
-class MetricMethod(Method):
-    """Episodic training and forward-pass adaptation shared by the metric-based methods.
+class MetricMethod(MetaLearner, Method):
+    """Episodic meta-training and forward-pass adaptation shared by the metric-based methods.
 
     Subclasses define :meth:`scores` (higher = more likely, one column per class) and may
     override :meth:`loss`. ``encoder`` maps a batch of inputs to embeddings ``[batch, dim]``.
+    Each meta-step draws ``tasks_per_step`` N-way K-shot episodes (one, as in the papers),
+    embeds support and query together and takes an Adam step (``meta_lr``) on the query
+    loss. Each :meth:`meta_train` call starts a fresh Adam; with ``meta_lr_halving_every``
+    the learning rate halves after every that many meta-steps (Snell et al.'s schedule).
     """
 
+    fresh_optimizer_per_call = True
+
     def __init__(self, encoder: nn.Module, n_way: int = 5, k_shot: int = 1, n_query: int = 15,
-                 episodes: int = 1000, lr: float = 1e-3, lr_halving_every: int | None = None,
-                 seed: int = 0, device=None):
-        if lr_halving_every is not None and lr_halving_every < 1:
-            raise ValueError(f"lr_halving_every must be a positive number of episodes or None, got {lr_halving_every}")
+                 meta_steps: int = 1000, meta_lr: float = 1e-3, meta_lr_halving_every: int | None = None,
+                 tasks_per_step: int = 1, seed: int = 0, device=None):
+        if meta_lr_halving_every is not None and meta_lr_halving_every < 1:
+            raise ValueError("meta_lr_halving_every must be a positive number of meta-steps or None, "
+                             f"got {meta_lr_halving_every}")
         self.encoder = encoder
-        self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
-        self.episodes, self.lr, self.lr_halving_every, self.seed = episodes, lr, lr_halving_every, seed
-        self.device = torch.device(device) if device is not None else get_device()
-        self.history: list[float] = []  # meta-training loss per episode
-        self.train_seconds = 0.0        # wall time spent in meta_train
+        self.n_way = check_count("n_way", n_way, 1)
+        self.k_shot = check_count("k_shot", k_shot, 1)
+        self.n_query = check_count("n_query", n_query, 1)
+        self.meta_steps = check_count("meta_steps", meta_steps, 0)
+        self.meta_lr_halving_every = meta_lr_halving_every
+        self._start_training(meta_lr, tasks_per_step, seed, device)
         self.to(self.device)
 
     # --- what subclasses define -------------------------------------------------------
@@ -79,58 +86,42 @@ class MetricMethod(Method):
         """Every trainable module (the encoder, plus e.g. a relation module)."""
         return [self.encoder]
 
-    def to(self, device) -> "MetricMethod":
-        for module in self.modules():
-            module.to(device)
-        return self
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        optimizer = super().make_optimizer()
+        self._schedule = (torch.optim.lr_scheduler.StepLR(optimizer, self.meta_lr_halving_every, gamma=0.5)
+                          if self.meta_lr_halving_every else None)
+        return optimizer
 
     def _tensor(self, x) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.device)
+        return as_tensor(x, device=self.device)
 
-    def meta_train(self, x, y, episodes: int | None = None, desc: str | None = None,
+    def meta_loss(self, tasks) -> torch.Tensor:
+        """Mean query loss over ``tasks``, support and query embedded in one pass per task."""
+        total = 0.0
+        for support_x, support_y, query_x, query_y in tasks:
+            z = self.encoder(self._tensor(np.concatenate([support_x, query_x])))
+            support_z, query_z = z[: len(support_x)], z[len(support_x):]
+            total = total + self.loss(support_z, torch.as_tensor(support_y, device=self.device), query_z,
+                                      torch.as_tensor(query_y, device=self.device), self.n_way)
+        return total / len(tasks)
+
+    def meta_train(self, x, y, meta_steps: int | None = None, desc: str | None = None,
                    max_seconds: float | None = None) -> "MetricMethod":
-        """Train on ``episodes`` N-way K-shot episodes drawn from the classes in ``y``.
+        """Train for ``meta_steps`` meta-steps (default: the constructor's) on N-way K-shot
+        episodes drawn from the classes in ``y``.
 
         ``max_seconds`` stops training earlier once that much wall time has passed (a
         time budget, as in the reproduction runs); ``len(self.history)`` then says how
-        many episodes were trained. Calling it again continues training on new episodes
-        (and a fresh Adam state). With ``lr_halving_every`` set, the learning rate is
-        halved after every that many episodes (the schedule of Snell et al.).
+        many meta-steps were trained. Calling it again continues training on new episodes.
         """
         y = np.asarray(y)
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
         # a later call continues with fresh episodes instead of replaying the first call's
         seed = self.seed if not self.history else [self.seed, len(self.history)]
         sampler = FewShotSampler(y, self.n_way, self.k_shot, self.n_query, seed=seed)
-        torch.manual_seed(self.seed)
-        parameters = [p for module in self.modules() for p in module.parameters()]
-        optimizer = torch.optim.Adam(parameters, lr=self.lr)
-        schedule = (torch.optim.lr_scheduler.StepLR(optimizer, self.lr_halving_every, gamma=0.5)
-                    if self.lr_halving_every else None)
-        for module in self.modules():
-            module.train()
-        total = episodes if episodes is not None else self.episodes
-        started = time.perf_counter()
-        for step in progress(range(1, total + 1), desc=desc, disable=desc is None):
-            if max_seconds is not None and time.perf_counter() - started > max_seconds:
-                break
-            episode = sampler.sample()
-            support_y = torch.as_tensor(episode.support_y, device=self.device)
-            query_y = torch.as_tensor(episode.query_y, device=self.device)
-            z = self.encoder(self._tensor(x[np.concatenate([episode.support, episode.query])]))
-            support_z, query_z = z[: len(episode.support)], z[len(episode.support):]
-            loss = self.loss(support_z, support_y, query_z, query_y, self.n_way)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.name}: meta-training loss became {loss.item()} at episode {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            self.history.append(loss.item())
-        self.train_seconds += time.perf_counter() - started
-        for module in self.modules():
-            module.eval()
-        return self
+        return self._run(lambda: episode_tasks(x, sampler, self.tasks_per_step),
+                         self.meta_steps if meta_steps is None else meta_steps, desc, max_seconds)
 
     def adapt(self, support_x, support_y) -> Adapted:
         x, y, n = check_support(support_x, support_y)
@@ -182,14 +173,10 @@ class MatchingNet(MetricMethod):
 
     def attention(self, support_z, query_z) -> torch.Tensor:
         """Softmax over the support set of cosine similarities / temperature: ``[n_query, n_support]``."""
-        from metaecom.methods.memory import attention_weights  # memory.py imports this module
-
         return attention_weights(query_z, support_z, self.temperature)
 
     def probabilities(self, support_z, support_y, query_z, n_way):
         """An attention read of the memory (support embeddings -> one-hot labels) with the queries."""
-        from metaecom.methods.memory import attention_read
-
         return attention_read(query_z, support_z, F.one_hot(support_y, n_way).to(query_z.dtype), self.temperature)
 
     def scores(self, support_z, support_y, query_z, n_way):

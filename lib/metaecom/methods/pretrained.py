@@ -2,17 +2,16 @@
 
 A frozen sentence encoder (:class:`metaecom.encoder.SentenceEncoder`, MiniLM by default)
 turns each text into a 384-d vector once; everything that learns then sits *on top* of
-those vectors, and adapting to a new task costs almost nothing. This module adds the two
-ways of adapting that go further than a head on frozen vectors:
+those vectors, and adapting to a new task costs almost nothing. Two ways of adapting go
+further than a head on frozen vectors:
 
-- :class:`LowRankAdapterMLP` -- a parameter-efficient adapter. The model is a small
-  MLP on the frozen embeddings whose hidden layer carries a low-rank update,
-  ``W x + B (A x)`` with ``A`` of shape ``[rank, features]`` and ``B`` of shape
-  ``[hidden, rank]`` (the LoRA form of Hu et al. 2022). Meta-trained with
-  :class:`metaecom.methods.optimization.ANIL` and ``head_names=model.inner_loop_names()``,
-  the inner loop adapts the head *and* the hidden layer, but the hidden layer only within
-  a rank-``rank`` subspace: between ANIL (head only) and MAML (every weight).
-- :class:`EncoderFineTune` -- fine-tune the encoder itself: its top transformer layers
+- a parameter-efficient adapter, :class:`metaecom.models.LowRankAdapterMLP`: a small MLP
+  on the frozen embeddings whose hidden layer carries a low-rank update ``W x + B (A x)``
+  (the LoRA form of Hu et al. 2022). Meta-trained with :class:`metaecom.methods.ANIL` and
+  ``head_names=model.inner_loop_names()``, the inner loop adapts the head *and* the hidden
+  layer, but the hidden layer only within a rank-``rank`` subspace: between ANIL (head
+  only) and MAML (every weight). It needs no code of its own beyond the network.
+- :class:`EncoderFineTune`, in this module -- fine-tune the encoder itself: its top transformer layers
   and a new classification head, on one task's support set. The head starts from the
   class prototypes (a prototype classifier is a linear layer with ``w_c = 2 p_c`` and
   ``b_c = -|p_c|^2``, derived in the chapter on losses), so zero fine-tuning steps give
@@ -38,56 +37,8 @@ from torch.nn import functional as F
 
 from metaecom.encoder import SentenceEncoder
 from metaecom.methods.base import Adapted, Method, check_query, check_support
+from metaecom.methods.metric import prototypes
 from metaecom.progress import progress
-
-
-class LowRankAdapterMLP(nn.Module):
-    """``features -> ReLU(W x + b + B A x) -> head``, where ``B A`` is the rank-``rank`` adapter.
-
-    ``B`` starts at zero, so the adapter starts as "no change" (as in LoRA); ``A`` starts
-    small and random. :meth:`inner_loop_names` lists what a task may change: the adapter
-    and the head.
-
-    On good pretrained features two starting points help: ``identity_init`` starts the
-    hidden layer as the identity (``hidden`` must equal ``n_features``), so the model
-    starts from the pretrained features themselves rather than a random projection of
-    them; ``zero_head`` starts the head at zero, so no class is favoured before the
-    support set is seen (episode labels are arbitrary, so a learned head start can only
-    encode "no preference" anyway).
-    """
-
-    def __init__(self, n_features: int, hidden: int, n_classes: int, rank: int = 4, seed: int = 0,
-                 identity_init: bool = False, zero_head: bool = False):
-        super().__init__()
-        if rank < 1 or rank > min(n_features, hidden):
-            raise ValueError(f"rank must be between 1 and min(features, hidden) = {min(n_features, hidden)}, got {rank}")
-        if identity_init and hidden != n_features:
-            raise ValueError(f"identity_init needs hidden == n_features, got {hidden} and {n_features}")
-        generator = torch.Generator().manual_seed(seed)
-        with torch.random.fork_rng(devices=[]):  # seeded layers, the caller's random state untouched
-            torch.manual_seed(seed)
-            self.hidden = nn.Linear(n_features, hidden)
-            self.head = nn.Linear(hidden, n_classes)
-        self.adapter_down = nn.Parameter(torch.randn(rank, n_features, generator=generator) / n_features**0.5)
-        self.adapter_up = nn.Parameter(torch.zeros(hidden, rank))
-        with torch.no_grad():
-            if identity_init:
-                nn.init.eye_(self.hidden.weight)
-                nn.init.zeros_(self.hidden.bias)
-            if zero_head:
-                nn.init.zeros_(self.head.weight)
-                nn.init.zeros_(self.head.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(F.relu(self.hidden(x) + (x @ self.adapter_down.T) @ self.adapter_up.T))
-
-    def inner_loop_names(self) -> list[str]:
-        return ["adapter_down", "adapter_up", "head.weight", "head.bias"]
-
-    def adapter_size(self) -> int:
-        """Number of weights one task changes (adapter plus head)."""
-        named = dict(self.named_parameters())
-        return sum(named[name].numel() for name in self.inner_loop_names())
 
 
 def _transformer(encoder: SentenceEncoder):
@@ -170,8 +121,7 @@ class TopLayers(nn.Module):
 def prototype_head(embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int, scale: float) -> nn.Linear:
     """A linear layer that *is* the prototype classifier: logits ``scale * (2 p_c . z - |p_c|^2)``,
     i.e. ``-scale * |z - p_c|^2`` up to a term that is the same for every class."""
-    one_hot = F.one_hot(labels, n_classes).to(embeddings.dtype)
-    centres = (one_hot.T @ embeddings) / one_hot.sum(dim=0).unsqueeze(1)
+    centres = prototypes(embeddings, labels, n_classes)
     head = nn.Linear(embeddings.shape[1], n_classes)
     with torch.no_grad():
         head.weight.copy_(2 * scale * centres)

@@ -30,23 +30,8 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 from torch.nn import functional as F
 
-from metaecom.methods.base import Adapted, Method, check_query, check_support
-
-
-class MLP(nn.Module):
-    """``features -> hidden (ReLU) -> classes``; ``body`` and ``head`` are separate modules."""
-
-    def __init__(self, n_features: int, hidden: int, n_classes: int):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU())
-        self.head = nn.Linear(hidden, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-
-def _tensor(x) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x), dtype=torch.float32)
+from metaecom.methods.base import Adapted, Method, as_tensor, check_query, check_support
+from metaecom.models import MLP
 
 
 def train_classifier(model: nn.Module, x, y, steps: int, lr: float, parameters=None, batch_size: int | None = None,
@@ -59,11 +44,11 @@ def train_classifier(model: nn.Module, x, y, steps: int, lr: float, parameters=N
     ``(1 - w) * CE(labels) + w * T^2 * KL(teacher_T || student_T)``, where ``_T`` means
     probabilities softened by temperature T and w is ``soft_weight``.
     """
-    x, y = _tensor(x), torch.as_tensor(np.asarray(y), dtype=torch.long)
+    x, y = as_tensor(x), torch.as_tensor(np.asarray(y), dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(parameters if parameters is not None else model.parameters(), lr=lr)
     if soft_targets is not None:
-        soft_x = _tensor(soft_x)
+        soft_x = as_tensor(soft_x)
         softened = torch.as_tensor(np.asarray(soft_targets), dtype=torch.float32).clamp_min(1e-8) ** (1 / temperature)
         softened = softened / softened.sum(dim=1, keepdim=True)
     model.train()
@@ -103,7 +88,7 @@ class _TorchAdapted(Adapted):
 
     def _proba(self, x):
         with torch.no_grad():
-            return torch.softmax(self.model(_tensor(x)), dim=1).numpy()
+            return torch.softmax(self.model(as_tensor(x)), dim=1).numpy()
 
 
 class Scratch(Method):
@@ -186,7 +171,7 @@ class LinearProbe(Method):
         if self.body is None:
             return x
         with torch.no_grad():
-            return self.body(_tensor(x)).numpy()
+            return self.body(as_tensor(x)).numpy()
 
     def adapt(self, support_x, support_y) -> Adapted:
         x, y, n = check_support(support_x, support_y)

@@ -1,7 +1,7 @@
 """Reproduce the Omniglot tables of the metric- and optimization-based papers within a stated time budget.
 
-    python -m metaecom.reproduce_omniglot --method ProtoNet --minutes 30
-    python -m metaecom.reproduce_omniglot --method MAML --way 5 --minutes 6
+    python -m metaecom.scripts.reproduce_omniglot --method ProtoNet --minutes 30
+    python -m metaecom.scripts.reproduce_omniglot --method MAML --way 5 --minutes 6
 
 Metric-based methods write ``book/results/omniglot.json``, gradient-based ones (MAML,
 FOMAML, ANIL, Reptile) ``book/results/omniglot_maml.json``, unless ``--out`` says otherwise.
@@ -43,7 +43,8 @@ import numpy as np
 import torch
 
 from metaecom.device import describe_device, get_device
-from metaecom.methods.metric import MatchingNet, ProtoNet, RelationNet, SiameseNet
+from metaecom.data.omniglot import omniglot_classes
+from metaecom.methods import MatchingNet, ProtoNet, RelationNet, SiameseNet
 from metaecom.models import Conv4
 from metaecom.reproduction import OMNIGLOT_SETTINGS, evaluate_settings, results_path, write_run
 from metaecom.runrecord import cpu_name
@@ -77,8 +78,8 @@ TRAINING = {
 
 
 _MAML_FAMILY = {way: dict(k_shot=1, n_query=1, test_inner_steps=10, meta_lr=1e-3, **shape)
-                for way, shape in {5: dict(meta_batch=32, inner_steps=1, inner_lr=0.4),
-                                   20: dict(meta_batch=16, inner_steps=5, inner_lr=0.1)}.items()}
+                for way, shape in {5: dict(tasks_per_step=32, inner_steps=1, inner_lr=0.4),
+                                   20: dict(tasks_per_step=16, inner_steps=5, inner_lr=0.1)}.items()}
 _MAML_DEVIATIONS = [
     "Conv4 with max-pooling (the metric-based papers' backbone), not MAML's strided convolutions",
     "one model trained on 1-shot tasks is evaluated at 1 and 5 shots (the paper trains a 5-shot model too)",
@@ -92,9 +93,9 @@ GRADIENT = {
     "MAML": _MAML_FAMILY,
     "FOMAML": _MAML_FAMILY,
     "ANIL": _MAML_FAMILY,
-    "Reptile": {5: dict(k_shot=1, n_query=9, inner_steps=5, inner_batch=10, inner_lr=1e-3, meta_batch=5,
+    "Reptile": {5: dict(k_shot=1, n_query=9, inner_steps=5, inner_batch=10, inner_lr=1e-3, tasks_per_step=5,
                         test_inner_steps=50, test_inner_batch=5),
-                20: dict(k_shot=1, n_query=9, inner_steps=10, inner_batch=20, inner_lr=5e-4, meta_batch=5,
+                20: dict(k_shot=1, n_query=9, inner_steps=10, inner_batch=20, inner_lr=5e-4, tasks_per_step=5,
                          test_inner_steps=50, test_inner_batch=10)},
 }
 GRADIENT_DEVIATIONS = {
@@ -117,7 +118,7 @@ def build_gradient(method: str, n_way: int, seed: int, device):
     """A gradient-based method on a fresh Conv4 + linear head with its paper's settings for ``n_way``."""
     from torch import nn
 
-    from metaecom.methods.optimization import ANIL, FOMAML, MAML, Reptile
+    from metaecom.methods import ANIL, FOMAML, MAML, Reptile
 
     if method not in GRADIENT:
         raise ValueError(f"unknown gradient method {method!r}; choose from {sorted(GRADIENT)}")
@@ -135,7 +136,7 @@ def build(method: str, seed: int, device) -> ProtoNet | MatchingNet | RelationNe
         raise ValueError(f"unknown method {method!r}; choose from {sorted(TRAINING)}")
     seed_everything(seed)
     shape = {k: v for k, v in TRAINING[method].items() if k != "deviations"}
-    common = dict(lr=1e-3, lr_halving_every=1000, seed=seed, device=device, **shape)
+    common = dict(meta_lr=1e-3, meta_lr_halving_every=1000, seed=seed, device=device, **shape)
     if method == "ProtoNet":
         return ProtoNet(Conv4(), **common)
     if method == "MatchingNet":
@@ -145,26 +146,17 @@ def build(method: str, seed: int, device) -> ProtoNet | MatchingNet | RelationNe
     return SiameseNet(Conv4(), embedding_dim=64, **common)
 
 
-def omniglot_classes(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``[n, 1, 28, 28]`` and class labels of one split, rotations as classes."""
-    from metaecom.data.omniglot import load_omniglot, with_rotations
-
-    images, _ = with_rotations(load_omniglot(split, 28).images)
-    n_classes, drawings = images.shape[:2]
-    return images.reshape(-1, 1, 28, 28), np.repeat(np.arange(n_classes), drawings)
-
-
 def train_within_budget(method, x, y, minutes: float, max_steps: int, desc: str) -> None:
     """Meta-train for ``minutes`` of wall time (or ``max_steps`` steps). Reptile's outer step
     size is annealed linearly towards 0 over the budget, in 10 constant pieces."""
-    pieces = 10 if hasattr(method, "meta_step_size") else 1
+    pieces = 10 if method.name == "Reptile" else 1
     for piece in range(pieces):
         left = max_steps - len(method.history)
         if left <= 0:
             break
         if pieces > 1:
-            method.meta_step_size = 1.0 - (piece + 0.5) / pieces
-        method.meta_train(x, y, episodes=left, desc=desc, max_seconds=60 * minutes / pieces)
+            method.meta_lr = 1.0 - (piece + 0.5) / pieces
+        method.meta_train(x, y, meta_steps=left, desc=desc, max_seconds=60 * minutes / pieces)
 
 
 def main(argv=None) -> int:
@@ -211,8 +203,10 @@ def main(argv=None) -> int:
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "seed": args.seed,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
     }
-    if gradient:  # an "episode" of these methods is a meta-step of meta_batch tasks
-        training.update(tasks=method.episodes_seen, meta_batch=method.meta_batch,
+    # The results files keep their first keys: "episodes" counts meta-steps, and for the
+    # gradient methods "tasks" is tasks_seen and "meta_batch" is tasks_per_step.
+    if gradient:
+        training.update(tasks=method.tasks_seen, meta_batch=method.tasks_per_step,
                         inner_steps=method.inner_steps, test_inner_steps=method.test_inner_steps)
     write_run(out, run_name, training, results, deviations, protocol=PROTOCOL)
     for r in results:

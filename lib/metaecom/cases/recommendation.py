@@ -1,13 +1,14 @@
 """A MeLU-style cold-start recommender and the baselines it must beat.
 
 MeLU (Lee et al., KDD 2019) predicts a user's rating of an item from *features* of both
-(see :mod:`metaecom.coldstart`): each categorical feature has an embedding, the
+(see :mod:`metaecom.cases.coldstart`): each categorical feature has an embedding, the
 embeddings are concatenated, and a small MLP — the *decision layers* — maps them to a
 rating. Meta-training is MAML with *local updates of the decision layers only*: for a
 user, a few gradient steps on the user's support ratings personalise the decision layers;
 the embeddings are shared by everybody and learned by the outer loop. In this package
-that is :class:`metaecom.methods.ANIL` with ``head_names = model.decision_parameter_names()``
-and ``task="regression"`` — no separate meta-learning code.
+that is :class:`metaecom.methods.ANIL` on the network :class:`metaecom.models.MeLU`, with
+``head_names = model.decision_parameter_names()`` and ``loss_fn=squared_error`` — no
+separate meta-learning code.
 
 Baselines, fitted on the warm (meta-training) ratings and given each test user's support
 ratings at test time:
@@ -18,7 +19,7 @@ ratings at test time:
 - :class:`BiasedMF` — biased matrix factorisation ``mu + b_u + b_i + p_u . q_i`` trained on
   the warm ratings; a new user is *folded in* by ridge regression of their support
   ratings on the fixed item factors; a new item has ``b_i = 0, q_i = 0``.
-- The *global model*: the same :class:`MeLU` network trained on all warm ratings at once
+- The *global model*: the same :class:`~metaecom.models.MeLU` network trained on all warm ratings at once
   (:func:`fit_global`), and that model *fine-tuned* on each user's support set with the
   same local update as MeLU (an ANIL object built around it, without meta-training).
 
@@ -35,11 +36,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from metaecom.coldstart import FeatureLayout
-from metaecom.early_stopping import train_with_early_stopping
 from metaecom.progress import progress
 from metaecom.ranking import user_metrics
-from metaecom.tasks import Episode
+from metaecom.tasks.episodes import Episode
+from metaecom.training import train_with_early_stopping
 
 
 # Lee et al. (2019), Table 2, MovieLens columns: (MAE, nDCG@1, nDCG@3) per scenario for MeLU
@@ -51,55 +51,6 @@ PUBLISHED_MELU = {
     "MeLU-5": {"warm": (0.7567, 0.8870, 0.8919), "new_user": (0.7854, 0.8803, 0.8812),
                "new_item": (0.9275, 0.7697, 0.8005), "new_user_new_item": (0.9235, 0.7752, 0.8008)},
 }
-
-
-class MeLU(nn.Module):
-    """Feature embeddings → decision layers (MLP) → one rating per row.
-
-    Input rows follow ``layout`` (:class:`metaecom.coldstart.FeatureLayout`): each
-    categorical code gets an ``embedding_dim`` embedding; the multi-hot block (genres) is
-    embedded as the mean of its active columns' embeddings; the numeric block goes through
-    a linear layer of the same width. ``hidden`` sets the decision layers (MeLU: 64, 64);
-    the output bias starts at ``rating_mean`` so training starts from the average rating.
-    """
-
-    def __init__(self, layout: FeatureLayout, embedding_dim: int = 32, hidden: Sequence[int] = (64, 64),
-                 rating_mean: float = 0.0):
-        super().__init__()
-        if embedding_dim < 1 or not hidden or min(hidden) < 1:
-            raise ValueError(f"embedding_dim and hidden sizes must be positive, got {embedding_dim}, {hidden}")
-        self.layout = layout
-        self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_dim) for c in layout.cardinalities)
-        self.multi_hot = nn.Linear(len(layout.multi_hot), embedding_dim, bias=False) if layout.multi_hot else None
-        self.numeric = nn.Linear(len(layout.numeric), embedding_dim) if layout.numeric else None
-        blocks = len(layout.cardinalities) + (self.multi_hot is not None) + (self.numeric is not None)
-        if blocks == 0:
-            raise ValueError("the layout has no feature columns")
-        layers, width = [], embedding_dim * blocks
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            width = size
-        layers.append(nn.Linear(width, 1))
-        self.decision = nn.Sequential(*layers)
-        with torch.no_grad():
-            self.decision[-1].bias.fill_(rating_mean)
-
-    def decision_parameter_names(self) -> list[str]:
-        """Names of the decision layers' weights: what MeLU's local update adapts."""
-        return [f"decision.{name}" for name, _ in self.decision.named_parameters()]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2 or x.shape[1] != self.layout.width:
-            raise ValueError(f"MeLU expects rows of {self.layout.width} features, got shape {list(x.shape)}")
-        n_cat, n_multi = len(self.layout.cardinalities), len(self.layout.multi_hot)
-        codes = x[:, :n_cat].long()
-        parts = [embedding(codes[:, j]) for j, embedding in enumerate(self.embeddings)]
-        if self.multi_hot is not None:
-            active = x[:, n_cat:n_cat + n_multi]
-            parts.append(self.multi_hot(active) / active.sum(dim=1, keepdim=True).clamp(min=1.0))
-        if self.numeric is not None:
-            parts.append(self.numeric(x[:, n_cat + n_multi:]))
-        return self.decision(torch.cat(parts, dim=1))
 
 
 def fit_global(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int = 10, batch_size: int = 256,
@@ -263,7 +214,7 @@ def meta_train_early_stopping(method, tasks, validate: Callable[[], float], max_
     users, whose attributes nearly identify them.
     """
     def train(steps: int) -> float:
-        method.meta_train_tasks(tasks, steps=steps)
+        method.meta_train_tasks(tasks, meta_steps=steps)
         return float(np.mean(method.history[-steps:]))
 
     curve = train_with_early_stopping(train, validate, [method.model], max_steps, every, desc=desc)

@@ -8,7 +8,7 @@ input as one float array per rating with a fixed column layout,
 
     [categorical codes ... | multi-hot columns ... | numeric columns ...]
 
-and a :class:`FeatureLayout` tells the model (:class:`metaecom.recommender.MeLU`) which
+and a :class:`FeatureLayout` tells the model (:class:`metaecom.models.MeLU`) which
 column is which. Code 0 of every categorical column means "unknown", so a value never
 seen when the vocabulary was built still gets a (shared) embedding.
 

@@ -135,7 +135,7 @@ def sinusoid_task(rng: np.random.Generator, k_shot: int, n_query: int, amplitude
     which fix the task (e.g. values from :func:`sample_sinusoids`, to know its true curve).
     The ``k_shot + n_query`` inputs are drawn uniformly from ``x_range``; the targets are
     noise-free, ``y = amplitude * sin(x - phase)``. The tuple is what
-    :meth:`metaecom.methods.optimization.GradientMethod.meta_train_tasks` takes as a task,
+    :meth:`metaecom.training.MetaLearner.meta_train_tasks` takes as a task,
     so ``lambda rng: sinusoid_task(rng, 10, 10)`` is a task source.
     """
     if isinstance(k_shot, bool) or int(k_shot) != k_shot or k_shot < 1:

@@ -1,7 +1,7 @@
 """Speed of this package's MAML against a reference written with the ``higher`` library.
 
     pip install higher==0.2.1      # benchmark-only dependency, not a book requirement
-    python -m metaecom.benchmark_maml --repeats 5
+    python -m metaecom.scripts.benchmark_maml --repeats 5
 
 Setting (the MAML paper's Omniglot 5-way 1-shot): a Conv4 backbone with a 5-way linear
 head, 28x28 single-channel inputs, 32 tasks per meta-batch, 5 queries per class, inner
@@ -14,13 +14,13 @@ loops of all 32 tasks) and reports the median over ``--repeats`` runs after one 
 run, for four implementations from the same initial weights:
 
 - ``higher``: the reference, a per-task loop with ``higher.innerloop_ctx``;
-- ``ours (loop)``: :meth:`~metaecom.methods.optimization.GradientMethod.meta_gradient`,
+- ``ours (loop)``: :meth:`~metaecom.methods.gradient.GradientMethod.meta_gradient`,
   a per-task loop with ``torch.func.functional_call``;
-- ``ours (vmap)``: :meth:`~metaecom.methods.optimization.GradientMethod.vectorized_meta_gradient`,
+- ``ours (vmap)``: :func:`~metaecom.methods.fast_maml.vmap_meta_gradient`,
   all tasks at once with ``torch.func.vmap``;
-- ``ours (groups)``: :meth:`~metaecom.methods.optimization.GradientMethod.grouped_meta_gradient`,
-  all tasks at once as channel groups of one network (one grouped convolution per layer,
-  :mod:`metaecom.methods.task_groups`), differentiated by ordinary autograd.
+- ``ours (groups)``: :func:`~metaecom.methods.fast_maml.grouped_meta_gradient`,
+  all tasks at once as channel groups of one network (one grouped convolution per layer),
+  differentiated by ordinary autograd.
 
 and the relative difference ``‖g − g_ref‖ / ‖g_ref‖`` of each meta-gradient to the
 reference's (the whole gradient as one vector), twice: in float32, the precision that is
@@ -49,7 +49,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from metaecom.device import describe_device, get_device
-from metaecom.methods.optimization import FOMAML, MAML
+from metaecom.methods import FOMAML, MAML
+from metaecom.methods.fast_maml import grouped_meta_gradient, vmap_meta_gradient
 from metaecom.models import Conv4
 from metaecom.runrecord import cpu_name
 
@@ -131,8 +132,8 @@ def _meta_gradients(order: str, k: int, n_tasks: int, seed: int, device, dtype=t
     return {
         "higher": lambda: higher_meta_gradient(model, tasks, k, 0.4, order == "first"),
         "ours (loop)": lambda: method.meta_gradient(tasks),
-        "ours (vmap)": lambda: method.vectorized_meta_gradient(tasks)[1],
-        "ours (groups)": lambda: method.grouped_meta_gradient(tasks)[1],
+        "ours (vmap)": lambda: vmap_meta_gradient(method, tasks)[1],
+        "ours (groups)": lambda: grouped_meta_gradient(method, tasks)[1],
     }
 
 

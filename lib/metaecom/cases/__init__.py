@@ -1,0 +1,11 @@
+"""What the case studies (Part III) and the theory chapters reuse, one module per case.
+
+- :mod:`metaecom.cases.synthetic`      -- store price-demand and sinusoid tasks with known
+  ground truth (the theory chapters and fast tests; never a stand-in for real data)
+- :mod:`metaecom.cases.coldstart`      -- rating features for cold-start recommendation
+- :mod:`metaecom.cases.recommendation` -- MeLU's baselines, scoring per user, early stopping
+- :mod:`metaecom.cases.markets`        -- Online Retail countries as few-shot regression tasks
+
+Import the module you need (``from metaecom.cases import markets``); this package
+imports none of them itself.
+"""

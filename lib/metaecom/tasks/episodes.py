@@ -1,0 +1,228 @@
+"""Episodes: how a data set is cut into the many small tasks a meta-learner trains on.
+
+An **episode** is one few-shot task. It has two parts:
+
+- the **support** set, the few labelled examples the learner may adapt on (for example
+  5 photos of each of 20 product categories, or the first ratings of a new user), and
+- the **query** set, further examples of the *same* task on which the adapted learner is
+  scored. The query labels are never shown to the learner during adaptation.
+
+Meta-training repeats "adapt on support, score on query" over thousands of episodes, so
+the learner gets good at *learning from a few examples* rather than at one fixed task.
+
+For the scores to mean anything, the tasks used for meta-testing must be new: their
+classes, users, items, countries or products must not appear in meta-training. This
+module therefore first **splits the task units** (classes, users and items, products)
+into disjoint meta-train / meta-validation / meta-test groups, and only then samples
+episodes inside each group. Splitting rows at random instead would leak the test tasks
+into training and overstate how well the learner copes with something new.
+
+Every episode stores *row indices* into the caller's table or array (not the data itself),
+so one data set in memory serves any number of episodes. Every sampler takes a ``seed``:
+the same arguments always give the same episodes.
+"""
+
+
+from __future__ import annotations
+
+import collections.abc
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from metaecom.checks import check_count, plain
+
+
+class Task(NamedTuple):
+    """One task as arrays: what a meta-learner adapts on and what it is scored on.
+
+    Any 4-tuple ``(support_x, support_y, query_x, query_y)`` is accepted wherever a task
+    is; this named form only makes the fields readable (``task.support_x``).
+    """
+
+    support_x: object
+    support_y: object
+    query_x: object
+    query_y: object
+
+
+@dataclass(frozen=True, eq=False)
+class Episode:
+    """One few-shot task: what the learner may adapt on (support) and what it is scored on (query).
+
+    ``support`` and ``query`` are integer row indices into the source table or array;
+    ``support_y`` and ``query_y`` are the matching targets. For classification the targets
+    are episode labels ``0..n_way-1`` and ``classes[i]`` is the original label behind
+    episode label ``i``; for regression the targets are the values themselves and ``task``
+    names the task (a user id, a country, a product). Episodes compare by identity
+    (``eq=False``), because comparing NumPy arrays field by field has no single answer.
+    """
+
+    support: np.ndarray
+    query: np.ndarray
+    support_y: np.ndarray
+    query_y: np.ndarray
+    classes: tuple | None = None
+    task: object = None
+
+    def __post_init__(self):
+        if len(self.support) != len(self.support_y):
+            raise ValueError(f"support has {len(self.support)} rows but support_y has {len(self.support_y)}")
+        if len(self.query) != len(self.query_y):
+            raise ValueError(f"query has {len(self.query)} rows but query_y has {len(self.query_y)}")
+
+
+
+# ---------------------------------------------------------------------------------------
+# Classification: class-disjoint splits and N-way K-shot episodes
+# ---------------------------------------------------------------------------------------
+
+def split_classes(labels, fractions=(0.6, 0.2, 0.2), seed: int = 0) -> dict[str, np.ndarray]:
+    """Split the distinct labels into class-disjoint meta-train, meta-val and meta-test sets.
+
+    Few-shot classification is judged on classes the learner has never seen, so the split
+    is over *classes*, not rows. The sorted distinct labels are shuffled with ``seed`` and
+    cut by ``fractions`` (train, val, test), each split getting at least one class. Returns
+    ``{"train": ..., "val": ..., "test": ...}``, each a sorted array of labels.
+    """
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.shape != (3,) or np.any(fractions <= 0) or not np.isclose(fractions.sum(), 1.0):
+        raise ValueError(f"fractions must be three positive numbers that sum to 1, got {fractions.tolist()}")
+    classes = np.unique(np.asarray(labels).ravel())
+    n = len(classes)
+    if n < 3:
+        raise ValueError(f"need at least 3 classes for a train/val/test split, got {n}")
+
+    # Largest-remainder rounding: floor every share, then hand the leftover classes to the
+    # splits whose shares were rounded down most.
+    shares = fractions * n
+    counts = np.floor(shares).astype(int)
+    for i in np.argsort(-(shares - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    # No split may be empty: move a class over from the largest split.
+    for i in range(3):
+        if counts[i] == 0:
+            counts[np.argmax(counts)] -= 1
+            counts[i] = 1
+
+    shuffled = classes[np.random.default_rng(seed).permutation(n)]
+    train, val, test = np.split(shuffled, np.cumsum(counts)[:-1])
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+class FewShotSampler:
+    """Draws N-way K-shot episodes from any labelled table, reproducibly.
+
+    ``labels`` holds one label per row; ``classes`` optionally restricts sampling to a
+    subset (for example the meta-test classes from :func:`split_classes`). Each episode
+    picks ``n_way`` classes at random, then ``k_shot`` support and ``n_query`` query rows
+    of each, with no row in both. Rows are ordered class by class (all shots of episode
+    class 0, then class 1, ...), and the targets are episode labels ``0..n_way-1``.
+    Requests the data cannot satisfy fail here, at construction, not halfway through
+    training. Two samplers built with the same arguments produce the same episodes.
+    """
+
+    def __init__(self, labels, n_way: int, k_shot: int, n_query: int, classes=None, seed: int = 0):
+        self.n_way = check_count("n_way", n_way, 1)
+        self.k_shot = check_count("k_shot", k_shot, 1)
+        self.n_query = check_count("n_query", n_query, 0)
+        self.seed = seed
+
+        labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ValueError(f"labels must be 1-D (one label per row), got shape {labels.shape}")
+        if labels.size == 0:
+            raise ValueError("labels is empty")
+
+        # The rows of each class, computed once: sort the rows by class, cut at class ends.
+        present, row_class, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+        rows_by_class = np.split(np.argsort(row_class, kind="stable"), np.cumsum(sizes)[:-1])
+
+        if classes is None:
+            keep = np.arange(len(present))
+        else:
+            position = {label: i for i, label in enumerate(present.tolist())}
+            wanted = np.asarray(classes).ravel().tolist()
+            if not wanted:
+                raise ValueError("classes is empty")
+            unknown = [c for c in wanted if c not in position]
+            if unknown:
+                raise ValueError(f"classes {unknown[:5]} do not occur in labels "
+                                 f"({len(unknown)} unknown of {len(wanted)} asked for)")
+            if len(set(wanted)) != len(wanted):
+                raise ValueError("classes lists some class more than once")
+            keep = np.array([position[c] for c in wanted])
+
+        self.classes = present[keep]                      # the classes episodes are drawn from
+        self._rows = [rows_by_class[i] for i in keep]     # their row indices, in the same order
+        self._sizes = sizes[keep]
+
+        if self.n_way > len(self.classes):
+            raise ValueError(f"asked for {self.n_way}-way episodes but only {len(self.classes)} "
+                             f"classes are available")
+        per_class = self.k_shot + self.n_query
+        too_small = np.flatnonzero(self._sizes < per_class)
+        if too_small.size:
+            smallest = too_small[np.argmin(self._sizes[too_small])]
+            raise ValueError(
+                f"asked for {self.k_shot} support + {self.n_query} query = {per_class} rows per class, "
+                f"but class {plain(self.classes[smallest])!r} has only {self._sizes[smallest]} rows "
+                f"({too_small.size} of {len(self.classes)} classes are too small)")
+
+        self._rng = np.random.default_rng(seed)
+
+    def sample(self) -> Episode:
+        """Draw the next episode."""
+        rng, k = self._rng, self.k_shot
+        chosen = rng.choice(len(self.classes), size=self.n_way, replace=False)
+        # One row of `picks` per episode class: its first k entries are support, the rest query.
+        picks = np.stack([rng.choice(self._rows[c], size=k + self.n_query, replace=False) for c in chosen])
+        episode_labels = np.arange(self.n_way)
+        return Episode(
+            support=picks[:, :k].ravel(),
+            query=picks[:, k:].ravel(),
+            support_y=np.repeat(episode_labels, k),
+            query_y=np.repeat(episode_labels, self.n_query),
+            classes=tuple(self.classes[chosen].tolist()),
+        )
+
+    def episodes(self, n: int) -> list[Episode]:
+        """Draw the next ``n`` episodes."""
+        n = check_count("n", n, 0)
+        return [self.sample() for _ in range(n)]
+
+
+def task_batches(tasks, batch_size: int, rng: np.random.Generator) -> Callable[[], list]:
+    """A function returning the next ``batch_size`` tasks from any task source.
+
+    ``tasks`` is one of: a callable ``tasks(rng) -> task``, called ``batch_size`` times with
+    ``rng``; a sequence of tasks, from which ``batch_size`` are drawn at random with ``rng``
+    (without replacement when there are enough); or an iterator yielding tasks (running
+    out is an error). Meta-learners that train on explicit tasks share this rule.
+    """
+    batch_size = check_count("batch_size", batch_size, 1)
+    if callable(tasks):
+        return lambda: [tasks(rng) for _ in range(batch_size)]
+    if isinstance(tasks, collections.abc.Sequence):
+        if len(tasks) == 0:
+            raise ValueError("the sequence of tasks is empty")
+        replace = len(tasks) < batch_size
+        return lambda: [tasks[i] for i in rng.choice(len(tasks), size=batch_size, replace=replace)]
+    if isinstance(tasks, collections.abc.Iterable):
+        iterator = iter(tasks)
+
+        def next_batch():
+            try:
+                return [next(iterator) for _ in range(batch_size)]
+            except StopIteration:
+                raise ValueError("the task iterator ran out before the last step") from None
+        return next_batch
+    raise ValueError(f"tasks must be a callable, a sequence or an iterator of tasks, got {type(tasks).__name__}")
+
+
+
+
+def episode_tasks(x, sampler: FewShotSampler, n: int) -> list[Task]:
+    """The next ``n`` episodes of ``sampler`` as tasks of rows of ``x`` (an array indexed by row)."""
+    return [Task(x[e.support], e.support_y, x[e.query], e.query_y) for e in sampler.episodes(n)]
