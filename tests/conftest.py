@@ -1,4 +1,17 @@
-"""Shared fixtures: the repository root, a strict build of the book, and a local web server."""
+"""Shared fixtures (the repository root, a strict build of the book, a local web server) and
+the test tiers.
+
+Every test gets one tier marker (registered in pytest.ini), so ``./tests/run.sh -m unit``
+is a fast loop and ``./tests/run.sh`` runs everything:
+
+- ``notebook`` -- a chapter executed by nbval (every ``.ipynb`` under ``book/``) or papermill
+- ``book``     -- the strict book build and the checks of its HTML
+- ``browser``  -- the headless-browser check of a rendered chapter
+- ``data``     -- needs the real datasets (skipped without ``METAECOM_DATA_MIRROR``)
+- ``gpu``      -- needs CUDA (skipped without it)
+- ``slow``     -- a package test that takes more than about 20 s on 2 CPU cores
+- ``unit``     -- every other test of the package: fast, no data, no GPU
+"""
 
 from __future__ import annotations
 
@@ -65,3 +78,27 @@ def clustered_classes(n_classes: int = 30, per_class: int = 40, dim: int = 32, s
     x = np.concatenate([(c + rng.normal(size=(per_class, 4))) @ basis + 0.3 * rng.normal(size=(per_class, dim))
                         for c in centres]).astype(np.float32)
     return x, np.repeat(np.arange(n_classes), per_class)
+
+
+# Test files whose every test belongs to one tier other than "unit".
+FILE_TIERS = {"test_book_build.py": "book", "test_browser.py": "browser", "test_notebooks_papermill.py": "notebook"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give every collected test its tier marker (see the module docstring)."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebook)
+            continue
+        tier = FILE_TIERS.get(path.name)
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))
+            continue
+        reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
+        if "METAECOM_DATA_MIRROR" in reasons:
+            item.add_marker(pytest.mark.data)
+        if "CUDA" in reasons:
+            item.add_marker(pytest.mark.gpu)
+        if not any(item.iter_markers(name) for name in ("data", "gpu", "slow")):
+            item.add_marker(pytest.mark.unit)

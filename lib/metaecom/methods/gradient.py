@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from metaecom.checks import check_count, check_positive
-from metaecom.methods.base import (Adapted, Method, RegressionAdapted, check_query, check_support, check_values,
+from metaecom.methods.base import (Adapted, Method, RegressionAdapted, as_tensor, check_query, check_support,
+                                   check_values,
                                    cross_entropy, targets_of, to_numpy)
 from metaecom.methods.functional import functional_forward, head_parameter_names, inner_adapt
 from metaecom.tasks.episodes import FewShotSampler, episode_tasks
@@ -46,6 +47,7 @@ class GradientMethod(MetaLearner, Method):
 
     name = "GradientMethod"
     first_order_default = False
+    vectorize: bool | str = False  # the MAML family can compute a meta-batch at once (fast_maml)
 
     def __init__(self, model: nn.Module, n_way: int = 5, k_shot: int = 1, n_query: int = 15, inner_steps: int = 1,
                  inner_lr: float = 0.4, meta_lr: float = 1e-3, tasks_per_step: int = 4,
@@ -100,11 +102,10 @@ class GradientMethod(MetaLearner, Method):
         return dict(self.model.named_buffers())
 
     def _x(self, x) -> torch.Tensor:
-        return torch.as_tensor(to_numpy(x), dtype=self.dtype, device=self.device)
+        return as_tensor(x, dtype=self.dtype, device=self.device)
 
     def _y(self, y) -> torch.Tensor:
-        dtype = torch.long if self.targets == "classes" else self.dtype
-        return torch.as_tensor(to_numpy(y), dtype=dtype, device=self.device)
+        return as_tensor(y, dtype=torch.long if self.targets == "classes" else self.dtype, device=self.device)
 
     def _task_tensors(self, task) -> tuple[torch.Tensor, ...]:
         if len(task) != 4:

@@ -28,6 +28,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from metaecom.methods import fast_maml
 from metaecom.methods.functional import functional_forward
 from metaecom.methods.gradient import GradientMethod
 
@@ -77,8 +78,6 @@ class MAML(GradientMethod):
         at once (:mod:`metaecom.methods.fast_maml`)."""
         if not self.vectorize:
             return super().meta_gradients(tasks)
-        from metaecom.methods import fast_maml
-
         gradient = fast_maml.vmap_meta_gradient if self.vectorize == "vmap" else fast_maml.grouped_meta_gradient
         value, grads = gradient(self, tasks)
         self.check_finite(value)

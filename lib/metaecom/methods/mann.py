@@ -396,8 +396,8 @@ def accuracy_by_instance(model_or_method, x, y, classes=None, n_way: int | None 
     with torch.no_grad():
         while done < sequences:
             count = min(batch_size, sequences - done)
-            sequences = label_sequences(x, sampler, rng, count)
-            x_seq, labels = np.stack([s for s, _ in sequences]), np.stack([l for _, l in sequences])
+            batch = label_sequences(x, sampler, rng, count)
+            x_seq, labels = np.stack([s for s, _ in batch]), np.stack([labels for _, labels in batch])
             labels = torch.as_tensor(labels, device=device)
             x_seq = torch.as_tensor(x_seq, dtype=torch.float32, device=device)
             logits = model(x_seq, labels_one_step_late(labels, model.n_way))

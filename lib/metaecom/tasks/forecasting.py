@@ -7,7 +7,7 @@ import pandas as pd
 
 from numpy.lib.stride_tricks import sliding_window_view
 
-from metaecom.checks import check_fraction, latest, plain, require_columns
+from metaecom.checks import check_count, check_fraction, latest, plain, require_columns
 
 
 def _check_series(series: pd.DataFrame) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from metaecom.checks import check_fraction, latest, plain, require_columns
+from metaecom.checks import check_count, check_fraction, latest, plain, require_columns
 from metaecom.tasks.episodes import Episode
 
 RATING_SCENARIOS = ("warm", "new_user", "new_item", "new_user_new_item")
