@@ -73,9 +73,21 @@ def test_math_is_served_locally(built_book):
     assert 'class="math notranslate nohighlight"' in page
 
 
-def test_bibliography_and_exercise_toggles(built_book):
+def test_references_page_lists_author_year_entries_with_links(built_book):
+    references = (built_book / "book" / "references.html").read_text(encoding="utf-8")
+    labels = re.findall(r'<span class="label"><span class="fn-bracket">\[</span>(.*?)<span', references)
+    assert "Finn et al. 2017" in labels and "model-agnostic meta-learning" in references.lower()
+    assert all(re.fullmatch(r"[^\d]+ \d{4}[a-z]?", label) for label in labels), labels
+    assert 'href="https://doi.org/10.1145/3292500.3330859"' in references  # MeLU's DOI
+    bib = (ROOT / "book" / "references.bib").read_text(encoding="utf-8")
+    assert len(labels) == bib.count("\n@") + bib.startswith("@"), "every entry of references.bib is listed"
+    glossary = (built_book / "book" / "glossary.html").read_text(encoding="utf-8")
+    assert "支持集" in glossary and "冷启动" in glossary
     intro = (built_book / "book" / "intro.html").read_text(encoding="utf-8")
-    assert "Finn" in intro and "model-agnostic meta-learning" in intro.lower()
+    assert 'href="glossary.html"' in intro and 'href="references.html"' in intro
+
+
+def test_exercise_toggles_and_figures(built_book):
     chapter = (built_book / "book" / "learning_to_learn_in_one_notebook.html").read_text(encoding="utf-8")
     assert chapter.count("dropdown") >= 3, "exercise solutions should be hidden behind toggles"
     assert "Exercise 1" in chapter
