@@ -81,7 +81,8 @@ def clustered_classes(n_classes: int = 30, per_class: int = 40, dim: int = 32, s
 
 
 # Test files whose every test belongs to one tier other than "unit".
-FILE_TIERS = {"test_book_build.py": "book", "test_browser.py": "browser", "test_notebooks_papermill.py": "notebook"}
+FILE_TIERS = {"test_book_build.py": "book", "test_browser.py": "browser", "test_jupyterlab.py": "browser",
+              "test_notebooks_papermill.py": "notebook"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -99,3 +99,58 @@ def test_screenshot_shows_a_figure(book_server, tmp_path):
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(artifacts) / shot.name)
+
+
+# A page of the test's own, served beside the book, that loads a book page in an iframe of
+# a given width and writes what it measured into its own DOM, which --dump-dom returns.
+HARNESS = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><iframe id="f" src="{src}" width="{width}" height="2000"></iframe>
+<pre id="result">pending</pre><script>
+document.getElementById("f").addEventListener("load", () => setTimeout(() => {{
+  const doc = document.getElementById("f").contentDocument;
+  document.getElementById("result").textContent = JSON.stringify(({measure})(doc));
+}}, {wait}));
+</script></body></html>"""
+
+MEASURE_TABLES = """doc => {
+  const cells = [...doc.querySelectorAll("table.dataframe td")].filter(td => td.textContent.includes("±"));
+  const lineHeight = td => parseFloat(getComputedStyle(td).lineHeight) || 1.4 * parseFloat(getComputedStyle(td).fontSize);
+  const wrapped = cells.filter(td => td.getBoundingClientRect().height > 1.8 * lineHeight(td)).map(td => td.textContent);
+  const page = doc.documentElement.clientWidth;
+  const cut = [...doc.querySelectorAll("table.dataframe")].filter(table => {
+    const box = table.closest(".output");
+    const scrolls = box && getComputedStyle(box).overflowX === "auto";
+    return table.getBoundingClientRect().right > page + 1 && !scrolls;
+  }).length;
+  return {cells: cells.length, wrapped: wrapped, cut: cut, page: page};
+}"""
+
+MEASURE_SEARCH = """doc => {
+  const results = doc.getElementById("search-results");
+  const text = results ? results.textContent : "";
+  return {results: results ? results.querySelectorAll("li").length : 0,
+          typeset: results ? results.querySelectorAll("mjx-container").length : 0,
+          raw: (text.match(/\\\\\\(/g) || []).length};
+}"""
+
+
+def _measure(book_server, built_book, tmp_path, src: str, measure: str, width: int, wait: int) -> dict:
+    name = f"_harness_{len(list(tmp_path.iterdir()))}.html"
+    (built_book / name).write_text(HARNESS.format(src=src, width=width, measure=measure, wait=wait), encoding="utf-8")
+    dom = _run_chromium(tmp_path, "--virtual-time-budget=30000", "--dump-dom", f"{book_server}/{name}").stdout
+    result = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S).group(1)
+    assert result != "pending", "the page did not finish loading in the harness"
+    return json.loads(result.replace("&quot;", '"').replace("&amp;", "&"))
+
+
+@pytest.mark.parametrize("width", [1280, 390], ids=["desktop", "phone"])
+def test_result_tables_keep_values_on_one_line_and_scroll_when_too_wide(book_server, built_book, tmp_path, width):
+    found = _measure(book_server, built_book, tmp_path, "book/metric_based.html", MEASURE_TABLES, width, 3000)
+    assert found["cells"] >= 10, found  # the reproduction tables' "98.3 ± 0.2" cells
+    assert not found["wrapped"], f"values wrapped over several lines at {width} px: {found['wrapped'][:5]}"
+    assert found["cut"] == 0, f"{found['cut']} tables are cut off at {width} px"
+
+
+def test_search_result_snippets_show_typeset_math(book_server, built_book, tmp_path):
+    found = _measure(book_server, built_book, tmp_path, "search.html?q=Adapt", MEASURE_SEARCH, 1280, 8000)
+    assert found["results"] >= 1, found
+    assert found["typeset"] >= 1 and found["raw"] == 0, f"raw TeX left in the search snippets: {found}"

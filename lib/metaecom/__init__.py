@@ -24,7 +24,7 @@ one file and understand it:
 __version__ = "0.1.0"
 
 from metaecom.device import get_device
-from metaecom.parameters import Budget, check_parameters, smoke_mode
+from metaecom.parameters import Budget, ParameterError, check_parameters, smoke_mode
 from metaecom.progress import progress
 from metaecom.runrecord import start_run
 from metaecom.seeding import seed_everything
@@ -32,6 +32,7 @@ from metaecom.seeding import seed_everything
 __all__ = [
     "__version__",
     "Budget",
+    "ParameterError",
     "check_parameters",
     "get_device",
     "progress",

@@ -42,8 +42,13 @@ class RunRecord:
 
     def fields(self) -> dict[str, str]:
         from metaecom import __version__
+        from metaecom import parameters
 
+        checked = parameters.last_checked
+        injected = {} if checked is None or not checked.injected else {
+            "injected": ", ".join(f"{name}={checked[name]!r}" for name in checked.injected)}
         return {
+            **injected,
             "device": describe_device(get_device()),
             "cpu": f"{cpu_name()} ({os.cpu_count()} logical cores)",
             "wall time": f"{self.wall_seconds:.1f} s",
