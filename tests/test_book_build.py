@@ -47,7 +47,8 @@ def test_every_chapter_in_the_toc_exists_and_was_built(built_book):
         sources = [ROOT / f"{name}{suffix}" for suffix in (".md", ".ipynb")]
         assert any(path.is_file() for path in sources), f"_toc.yml lists {name}, which does not exist"
         assert (built_book / f"{name}.html").is_file(), f"{name}.html was not built"
-    notebooks_in_book = {str(path.relative_to(ROOT).with_suffix("")) for path in (ROOT / "book").rglob("*.ipynb")}
+    notebooks_in_book = {str(path.relative_to(ROOT).with_suffix("")) for path in (ROOT / "book").rglob("*.ipynb")
+                         if ".ipynb_checkpoints" not in path.parts}
     assert notebooks_in_book <= set(files), f"chapters missing from _toc.yml: {notebooks_in_book - set(files)}"
 
 
@@ -92,3 +93,23 @@ def test_exercise_toggles_and_figures(built_book):
     assert chapter.count("dropdown") >= 3, "exercise solutions should be hidden behind toggles"
     assert "Exercise 1" in chapter
     assert re.search(r'<img[^>]+src="[./]*_images/', chapter), "the chapter's figures are missing"
+
+
+def test_the_publishing_workflow_builds_with_the_readme_command_and_publishes_its_output():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "publish-book.yml").read_text(encoding="utf-8"))
+    steps = workflow["jobs"]["build"]["steps"]
+    commands = [step.get("run", "") for step in steps]
+    assert any(command.strip() == "./book/build.sh" for command in commands)
+    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-pages-artifact"))
+    build_script = (ROOT / "book" / "build.sh").read_text(encoding="utf-8")
+    assert upload["with"]["path"] == "_build/html" and "_build/html/index.html" in build_script
+    assert workflow["jobs"]["deploy"]["needs"] == "build"
+    # the published folder is self-contained: nothing in it is fetched from elsewhere
+    # (test_html_loads_nothing_from_the_internet checks the same folder, built the same way)
+
+
+def test_the_built_folder_is_a_static_site(built_book):
+    assert (built_book / "index.html").is_file() and (built_book / "search.html").is_file()
+    index = (built_book / "index.html").read_text(encoding="utf-8")
+    target = re.search(r'url=([^"]+)"', index)
+    assert target and (built_book / target.group(1)).is_file(), "index.html must lead to the intro page"

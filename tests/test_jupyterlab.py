@@ -40,8 +40,13 @@ def lab(tmp_path_factory):
     port = _free_port()
     lab_command = Path(sys.executable).with_name("jupyter-lab")
     home = tmp_path_factory.mktemp("lab-home")
+    # Lab serves a copy of the chapter, so nothing it writes (checkpoints, autosaves)
+    # touches the repository
+    served = tmp_path_factory.mktemp("lab-root")
+    (served / CHAPTER).parent.mkdir(parents=True)
+    shutil.copy(ROOT / CHAPTER, served / CHAPTER)
     command = [str(lab_command), "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
-               f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={ROOT}",
+               f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={served}",
                "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
