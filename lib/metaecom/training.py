@@ -29,7 +29,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from metaecom.checks import check_count
+from metaecom.checks import check_count, check_positive
+from metaecom.device import get_device
 from metaecom.progress import progress
 from metaecom.tasks.episodes import task_batches
 
@@ -55,9 +56,7 @@ class MetaLearner:
     fresh_optimizer_per_call = False
 
     def _start_training(self, meta_lr: float, tasks_per_step: int, seed: int, device) -> None:
-        from metaecom.checks import check_positive
-        from metaecom.device import get_device
-
+        """Check and store the settings every meta-learner has; start the counters."""
         self.meta_lr = check_positive("meta_lr", meta_lr)
         self.tasks_per_step = check_count("tasks_per_step", tasks_per_step, 1)
         self.seed = seed
