@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 
-from metaecom.benchmark_maml import relative_difference, run
+from metaecom.scripts.benchmark_maml import relative_difference, run
 
 
 def test_loop_vmap_and_groups_agree_in_the_benchmark_setting():

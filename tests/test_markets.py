@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metaecom.markets import CountryTasks, order_lines, split_countries
+from metaecom.cases.markets import CountryTasks, order_lines, split_countries
 
 
 def _retail(seed: int = 0) -> pd.DataFrame:

@@ -83,16 +83,17 @@ def test_relation_and_siamese_scores():
 def test_short_meta_training_beats_chance_on_new_classes(name):
     method = METHODS[name]()
     before = _test_accuracy(method)
-    method.meta_train(X[np.isin(Y, TRAIN)], Y[np.isin(Y, TRAIN)], episodes=150)
+    method.meta_train(X[np.isin(Y, TRAIN)], Y[np.isin(Y, TRAIN)], meta_steps=150)
     after = _test_accuracy(method)
     assert after > 0.5, f"{name}: {after:.2f} after meta-training (chance 0.2)"
     assert len(method.history) == 150 and np.all(np.isfinite(method.history))
+    assert method.tasks_per_step == 1 and method.tasks_seen == 150 and method.train_seconds > 0
     assert after >= before - 0.05
 
 
 def test_same_seed_same_result():
-    a = METHODS["protonet"]().meta_train(X[:800], Y[:800], episodes=20)
-    b = METHODS["protonet"]().meta_train(X[:800], Y[:800], episodes=20)
+    a = METHODS["protonet"]().meta_train(X[:800], Y[:800], meta_steps=20)
+    b = METHODS["protonet"]().meta_train(X[:800], Y[:800], meta_steps=20)
     assert a.history == b.history
     episode = FewShotSampler(Y, 5, 1, 5, classes=TEST, seed=1).sample()
     np.testing.assert_array_equal(a.adapt(X[episode.support], episode.support_y).predict_proba(X[episode.query]),
@@ -107,7 +108,7 @@ def test_conv4_on_omniglot_sized_images():
         Conv4()(torch.rand(10, 28, 28))
     x = np.random.default_rng(0).random((40, 1, 28, 28), dtype=np.float32)
     y = np.repeat(np.arange(8), 5)
-    method = ProtoNet(Conv4(), n_way=4, k_shot=1, n_query=2, device="cpu").meta_train(x, y, episodes=3)
+    method = ProtoNet(Conv4(), n_way=4, k_shot=1, n_query=2, device="cpu").meta_train(x, y, meta_steps=3)
     adapted = method.adapt(x[[0, 5, 10, 15]], np.arange(4))
     assert adapted.predict_proba(x[20:23]).shape == (3, 4)
     with pytest.raises(ValueError, match=r"feature shape \(1, 32, 32\) but the support set had \(1, 28, 28\)"):
@@ -124,16 +125,35 @@ def test_bad_input():
     with pytest.raises(ValueError, match="distance must be"):
         ProtoNet(_encoder(), distance="manhattan")
     with pytest.raises(ValueError, match="asked for 5-way episodes"):
-        method.meta_train(X[:80], Y[:80], episodes=1)  # only 2 classes there
+        method.meta_train(X[:80], Y[:80], meta_steps=1)  # only 2 classes there
     bad = X[:800].copy()
     bad[0] = np.nan
-    with pytest.raises(FloatingPointError, match="at episode"):
-        METHODS["protonet"]().meta_train(np.full_like(bad, np.nan), Y[:800], episodes=5)
+    with pytest.raises(FloatingPointError, match="ProtoNet: meta-training loss became nan at meta-step 1"):
+        METHODS["protonet"]().meta_train(np.full_like(bad, np.nan), Y[:800], meta_steps=5)
+
+
+def test_several_episodes_per_meta_step():
+    method = ProtoNet(_encoder(), n_way=5, k_shot=1, n_query=5, tasks_per_step=3, device="cpu")
+    method.meta_train(X[:800], Y[:800], meta_steps=4)
+    assert len(method.history) == 4 and method.tasks_seen == 12
+    with pytest.raises(ValueError, match="tasks_per_step must be an integer >= 1"):
+        ProtoNet(_encoder(), tasks_per_step=0, device="cpu")
+
+
+def test_moving_the_method_updates_its_device():
+    method = ProtoNet(_encoder(), n_way=5, k_shot=1, n_query=5)  # the default device (CUDA when there is one)
+    assert method.to("cpu") is method
+    assert method.device == torch.device("cpu")
+    assert all(p.device.type == "cpu" for p in method.encoder.parameters())
+    adapted = method.adapt(X[:5], np.arange(5))  # the support set is sent to the method's device
+    assert adapted.predict_proba(X[5:8]).shape == (3, 5)
+    method.meta_train(X[:800], Y[:800], meta_steps=2)
+    assert len(method.history) == 2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_runs_on_cuda():
-    method = ProtoNet(_encoder(), n_way=5, k_shot=1, n_query=5, device="cuda").meta_train(X, Y, episodes=5)
+    method = ProtoNet(_encoder(), n_way=5, k_shot=1, n_query=5, device="cuda").meta_train(X, Y, meta_steps=5)
     assert method.adapt(X[:5], np.arange(5)).predict_proba(X[5:8]).shape == (3, 5)
 
 

@@ -1,21 +1,18 @@
 """Adapting the pretrained encoder: the split into frozen and trainable layers reproduces the
-encoder exactly, fine-tuning starts from the prototype classifier, the low-rank adapter
-changes only what it should, and early stopping keeps the best round."""
+encoder exactly, fine-tuning starts from the prototype classifier, and the low-rank adapter
+(:class:`metaecom.models.LowRankAdapterMLP`) changes only what it should."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from metaecom.early_stopping import train_with_early_stopping
 from metaecom.encoder import SentenceEncoder
-from metaecom.methods.optimization import ANIL
-from metaecom.methods.pretrained import (EncoderFineTune, LowRankAdapterMLP, TokenStates, TopLayers,
-                                         prototype_head)
+from metaecom.methods import ANIL
+from metaecom.methods.pretrained import EncoderFineTune, TokenStates, TopLayers, prototype_head
+from metaecom.models import LowRankAdapterMLP
 
 TEXTS = ["Where is my parcel?", "My package has not arrived yet.", "The delivery is three days late.",
          "Tracking says delivered but nothing came.",
@@ -130,31 +127,3 @@ def test_identity_start_passes_the_features_through_and_a_zero_head_favours_no_c
     state = torch.get_rng_state()
     LowRankAdapterMLP(5, 5, 4, seed=4)
     assert torch.equal(torch.get_rng_state(), state)  # and the global random state is left alone
-
-
-def test_early_stopping_keeps_the_best_round_and_reports_the_curve():
-    module = nn.Linear(1, 1, bias=False)
-    start = module.weight.item()
-    scores = iter([0.5, 0.7, 0.9, 0.6, 0.8])  # before training, then after each round
-
-    def train(steps):
-        with torch.no_grad():
-            module.weight.add_(float(steps))  # the weight counts the steps trained
-        return 1.0 / steps
-
-    curve = train_with_early_stopping(train, lambda: next(scores), [module], max_steps=10, every=3,
-                                      higher_is_better=True)
-    assert curve["step"].tolist() == [0, 3, 6, 9, 10]
-    assert np.isnan(curve["train_loss"][0]) and curve["train_loss"][1] == pytest.approx(1 / 3)
-    assert curve.attrs["best_step"] == 6
-    assert module.weight.item() == pytest.approx(start + 6)  # restored to the round scored 0.9
-
-    lower = iter([0.5, 0.7, 0.4])
-    curve = train_with_early_stopping(train, lambda: next(lower), [module], max_steps=4, every=2)
-    assert curve.attrs["best_step"] == 4 and module.weight.item() == pytest.approx(start + 10)
-
-    with pytest.raises(ValueError, match="every must be >= 1"):
-        train_with_early_stopping(train, lambda: 0.0, [module], max_steps=3, every=0)
-    failing = iter([0.0, float("nan")])
-    with pytest.raises(FloatingPointError, match="after 1 steps"):
-        train_with_early_stopping(train, lambda: next(failing), [module], max_steps=1, every=1)

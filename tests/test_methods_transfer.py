@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from metaecom.methods import accuracy, check_query, check_support
-from metaecom.methods.transfer import (
-    MLP, Distillation, Ensemble, FineTune, LinearProbe, ParameterAveraging, Scratch, pretrain)
+from metaecom.methods import Distillation, Ensemble, FineTune, LinearProbe, ParameterAveraging, Scratch, pretrain
+from metaecom.models import MLP
 from metaecom.tasks import FewShotSampler
 
 from conftest import clustered_classes

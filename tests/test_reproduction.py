@@ -11,7 +11,7 @@ from torch import nn
 
 from metaecom.methods.metric import ProtoNet
 from metaecom.models import Conv4
-from metaecom.reproduce_omniglot import build, build_gradient, train_within_budget
+from metaecom.scripts.reproduce_omniglot import build, build_gradient, train_within_budget
 from metaecom.reproduction import (OMNIGLOT_SETTINGS, PUBLISHED_OMNIGLOT, comparison_table, episode_accuracies,
                                    evaluate_settings, read_results, read_training, write_run)
 
@@ -103,14 +103,14 @@ def test_a_method_with_one_model_per_way_fills_one_row_of_the_comparison(tmp_pat
 
 def test_training_stops_at_the_time_budget():
     method = _protonet()
-    method.meta_train(X, Y, episodes=100_000, max_seconds=0.5)
+    method.meta_train(X, Y, meta_steps=100_000, max_seconds=0.5)
     assert 0 < len(method.history) < 100_000
     assert method.train_seconds < 5
 
 
 def test_learning_rate_is_halved_on_schedule():
     method = _protonet()
-    method.lr_halving_every = 3
+    method.meta_lr_halving_every = 3
     seen = []
     original = torch.optim.Adam.step
 
@@ -120,7 +120,7 @@ def test_learning_rate_is_halved_on_schedule():
 
     torch.optim.Adam.step = spy
     try:
-        method.meta_train(X, Y, episodes=7)
+        method.meta_train(X, Y, meta_steps=7)
     finally:
         torch.optim.Adam.step = original
     assert seen == pytest.approx([1e-3] * 3 + [5e-4] * 3 + [2.5e-4])
@@ -145,8 +145,8 @@ def test_reproduction_builds_each_method_with_its_papers_episode_shape():
 
 def test_gradient_methods_get_their_papers_settings_per_way():
     maml5, maml20 = build_gradient("MAML", 5, seed=0, device="cpu"), build_gradient("MAML", 20, seed=0, device="cpu")
-    assert (maml5.n_way, maml5.meta_batch, maml5.inner_steps, maml5.inner_lr) == (5, 32, 1, 0.4)
-    assert (maml20.n_way, maml20.meta_batch, maml20.inner_steps, maml20.inner_lr) == (20, 16, 5, 0.1)
+    assert (maml5.n_way, maml5.tasks_per_step, maml5.inner_steps, maml5.inner_lr) == (5, 32, 1, 0.4)
+    assert (maml20.n_way, maml20.tasks_per_step, maml20.inner_steps, maml20.inner_lr) == (20, 16, 5, 0.1)
     assert maml5.model(torch.zeros(2, 1, 28, 28)).shape == (2, 5) and maml5.test_inner_steps == 10
     assert build_gradient("FOMAML", 5, seed=0, device="cpu").first_order
     anil = build_gradient("ANIL", 20, seed=0, device="cpu")
@@ -160,14 +160,14 @@ def test_gradient_methods_get_their_papers_settings_per_way():
 
 
 def test_reptile_outer_step_is_annealed_over_the_budget():
-    from metaecom.methods.optimization import Reptile
+    from metaecom.methods import Reptile
 
-    method = Reptile(nn.Sequential(nn.Linear(32, 5)), n_way=5, k_shot=1, n_query=2, meta_batch=2, device="cpu")
+    method = Reptile(nn.Sequential(nn.Linear(32, 5)), n_way=5, k_shot=1, n_query=2, tasks_per_step=2, device="cpu")
     train_within_budget(method, X, Y, minutes=1.0, max_steps=4, desc=None)
     # 4 steps allowed: all in the first of the 10 pieces (6 seconds per piece is plenty)
-    assert method.meta_step_size == pytest.approx(0.95) and len(method.history) == 4
+    assert method.meta_lr == pytest.approx(0.95) and len(method.history) == 4
     calls = []
-    method.meta_train = lambda x, y, episodes, desc, max_seconds: calls.append((method.meta_step_size, max_seconds))
+    method.meta_train = lambda x, y, meta_steps, desc, max_seconds: calls.append((method.meta_lr, max_seconds))
     train_within_budget(method, X, Y, minutes=2.0, max_steps=100, desc=None)
     assert [size for size, _ in calls] == pytest.approx([0.95 - 0.1 * i for i in range(10)])
     assert all(seconds == pytest.approx(12.0) for _, seconds in calls)

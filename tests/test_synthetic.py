@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from metaecom import synthetic
+from metaecom.cases import synthetic
 
 
 def test_stores_are_deterministic_and_prefix_stable():

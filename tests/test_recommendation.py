@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from metaecom.coldstart import RatingFeatures, movielens_features, prior_item_statistics
-from metaecom.methods.optimization import ANIL
+from metaecom.cases.coldstart import RatingFeatures, movielens_features, prior_item_statistics
+from metaecom.cases.recommendation import BiasedMF, ItemMean, evaluate_episodes, fit_global, truncate_support
+from metaecom.methods import ANIL, RegressionAdapted, squared_error
+from metaecom.models import MeLU
 from metaecom.ranking import ndcg_at_k, user_metrics
-from metaecom.recommender import BiasedMF, ItemMean, MeLU, evaluate_episodes, fit_global, truncate_support
 from metaecom.tasks import Episode, rating_scenarios
 
 
@@ -167,16 +168,17 @@ def test_melu_meta_training_lowers_the_query_error():
     scenarios = rating_scenarios(ratings, [], [], min_ratings=10, max_ratings=100, n_query=5)
     tasks = [(x[e.support], e.support_y, x[e.query], e.query_y) for e in scenarios["warm"]]
     model = MeLU(features.layout, embedding_dim=4, hidden=(8,), rating_mean=3.0)
-    melu = ANIL(model, task="regression", head_names=model.decision_parameter_names(), inner_steps=2,
-                inner_lr=0.05, meta_lr=1e-2, meta_batch=8, device="cpu")
+    melu = ANIL(model, loss_fn=squared_error, head_names=model.decision_parameter_names(), inner_steps=2,
+                inner_lr=0.05, meta_lr=1e-2, tasks_per_step=8, device="cpu")
 
     def error():
-        return evaluate_episodes(lambda e: melu.adapt_regression(x[e.support], e.support_y).predict(x[e.query]),
+        return evaluate_episodes(lambda e: melu.adapt(x[e.support], e.support_y).predict(x[e.query]),
                                  scenarios["warm"])["MAE"].mean()
 
     before = error()
-    melu.meta_train_tasks(tasks, steps=60)
+    melu.meta_train_tasks(tasks, meta_steps=60)
     assert error() < 0.6 * before
+    assert isinstance(melu.adapt(x[:3], y[:3]), RegressionAdapted)
     # the local update touches the decision layers only
     assert all(name.startswith("decision.") for name in melu.adapt_names())
 
@@ -224,8 +226,8 @@ def test_early_stopping_restores_the_best_round():
     scenarios = rating_scenarios(ratings, [], [], min_ratings=10, max_ratings=100, n_query=5)
     tasks = [(x[e.support], e.support_y, x[e.query], e.query_y) for e in scenarios["warm"]]
     model = MeLU(features.layout, embedding_dim=4, hidden=(8,), rating_mean=3.0)
-    melu = ANIL(model, task="regression", head_names=model.decision_parameter_names(), inner_steps=1,
-                inner_lr=0.05, meta_lr=1e-2, meta_batch=4, device="cpu")
+    melu = ANIL(model, loss_fn=squared_error, head_names=model.decision_parameter_names(), inner_steps=1,
+                inner_lr=0.05, meta_lr=1e-2, tasks_per_step=4, device="cpu")
     scores = iter([5.0, 1.0, 3.0, 4.0])          # the round after 4 steps is best
     snapshots = []
 
@@ -233,7 +235,7 @@ def test_early_stopping_restores_the_best_round():
         snapshots.append(copy.deepcopy(model.state_dict()))
         return next(scores)
 
-    from metaecom.recommender import meta_train_early_stopping
+    from metaecom.cases.recommendation import meta_train_early_stopping
     history = meta_train_early_stopping(melu, tasks, validate, max_steps=10, every=4)
     assert list(history["step"]) == [0, 4, 8, 10]
     assert len(melu.history) == 10

@@ -1,4 +1,5 @@
-"""Optimization-based methods: exact meta-gradients, the update rules, and short training runs."""
+"""Gradient-based methods (MAML, FOMAML, ANIL, Meta-SGD, Reptile): exact meta-gradients, the update
+rules, and short training runs. The vectorized MAML paths are tested in test_fast_maml.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from metaecom.methods import accuracy
-from metaecom.methods.optimization import (ANIL, FOMAML, MAML, MetaSGD, Reptile, functional_forward,
-                                           head_parameter_names, inner_adapt)
+from metaecom.methods import ANIL, FOMAML, MAML, MetaSGD, RegressionAdapted, Reptile, accuracy, squared_error
+from metaecom.methods.functional import functional_forward, head_parameter_names, inner_adapt
 from metaecom.models import Conv4
 from metaecom.tasks import FewShotSampler
 
@@ -115,19 +115,20 @@ def test_first_order_maml_is_the_query_gradient_at_the_adapted_weights(steps):
 
 def test_reptile_one_sgd_step_is_a_scaled_gradient_step_on_the_pooled_task():
     alpha, epsilon = 0.3, 0.5
-    method = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=1, inner_lr=alpha, meta_step=epsilon,
-                     inner_optimizer="sgd", meta_batch=1, device="cpu")
+    method = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=1, inner_lr=alpha, meta_lr=epsilon,
+                     inner_optimizer="sgd", tasks_per_step=1, device="cpu")
     theta = {n: p.detach().clone().requires_grad_(True) for n, p in method.model.named_parameters()}
     (sx, sy, qx, qy), = tasks = _tasks(1, seed=5)
     pooled_x, pooled_y = np.concatenate([sx, qx]), np.concatenate([sy, qy])
     grads = dict(zip(theta, torch.autograd.grad(_loss(theta, pooled_x, pooled_y), list(theta.values()))))
+    assert method.meta_lr == epsilon  # meta_lr is Reptile's outer step size ε
     method.meta_step(tasks)
     for n, p in method.model.named_parameters():
         torch.testing.assert_close(p.detach(), theta[n].detach() - epsilon * alpha * grads[n], rtol=1e-12, atol=1e-14)
-    assert len(method.history) == 1 and method.episodes_seen == 1
+    assert len(method.history) == 1 and method.tasks_seen == 1
     # the paper's inner Adam (β1 = 0): its first step is α · g / (|g| + 1e-8), elementwise
-    method = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=1, inner_lr=alpha, meta_step=epsilon,
-                     meta_batch=1, device="cpu")
+    method = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=1, inner_lr=alpha, meta_lr=epsilon,
+                     tasks_per_step=1, device="cpu")
     assert method.inner_optimizer == "adam"
     method.meta_step(tasks)
     for n, p in method.model.named_parameters():
@@ -137,20 +138,20 @@ def test_reptile_one_sgd_step_is_a_scaled_gradient_step_on_the_pooled_task():
 
 def test_reptile_minibatches_cover_the_pool_once_per_pass_and_change_the_update():
     method = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, inner_batch=6, test_inner_batch=2,
-                     meta_batch=1, device="cpu")
+                     tasks_per_step=1, device="cpu")
     batches = method._minibatches(18, 6)
     for _ in range(2):  # every pass over the pool is a permutation cut into three minibatches
         seen = torch.cat([next(batches) for _ in range(3)])
         assert sorted(seen.tolist()) == list(range(18))
     assert next(method._minibatches(5, None)) is None and next(method._minibatches(5, 8)) is None
     tasks = _tasks(1, seed=5)
-    full = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, meta_batch=1, device="cpu")
+    full = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, tasks_per_step=1, device="cpu")
     method.meta_step(tasks)
     full.meta_step(tasks)
     assert any(not torch.allclose(a, b) for a, b in zip(method.model.parameters(), full.model.parameters()))
     # one full-size minibatch is the full-batch update
-    same = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, inner_batch=18, meta_batch=1, device="cpu")
-    again = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, meta_batch=1, device="cpu")
+    same = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, inner_batch=18, tasks_per_step=1, device="cpu")
+    again = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, tasks_per_step=1, device="cpu")
     same.meta_step(tasks)
     again.meta_step(tasks)
     for a, b in zip(same.model.parameters(), again.model.parameters()):
@@ -164,13 +165,13 @@ def test_reptile_minibatches_cover_the_pool_once_per_pass_and_change_the_update(
 
 
 def test_reptile_moves_towards_the_mean_of_the_task_weights():
-    method = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, inner_lr=0.2, meta_step=0.25,
-                     inner_optimizer="sgd", meta_batch=2, device="cpu")
+    method = Reptile(_tiny(), n_way=3, k_shot=2, n_query=4, inner_steps=3, inner_lr=0.2, meta_lr=0.25,
+                     inner_optimizer="sgd", tasks_per_step=2, device="cpu")
     theta = {n: p.detach().clone() for n, p in method.model.named_parameters()}
     tasks = _tasks(2, seed=6)
     phis = [_sgd(theta, np.concatenate([sx, qx]), np.concatenate([sy, qy]), 0.2, 3) for sx, sy, qx, qy in tasks]
     direction = method.meta_gradient(tasks)
-    method.meta_train_tasks(tasks, steps=1)  # a sequence of 2 tasks, meta_batch 2: both, in some order
+    method.meta_train_tasks(tasks, meta_steps=1)  # a sequence of 2 tasks, tasks_per_step 2: both, in some order
     for n, p in method.model.named_parameters():
         mean_phi = (phis[0][n] + phis[1][n]) / 2
         torch.testing.assert_close(direction[n], theta[n] - mean_phi, rtol=1e-10, atol=1e-12)
@@ -220,14 +221,14 @@ def test_meta_sgd_learns_its_inner_learning_rates():
             expected[n] += -g[n] * gq / len(tasks)
     for n in theta:
         torch.testing.assert_close(grad[f"inner_lr[{n}]"], expected[n], rtol=1e-10, atol=1e-12)
-    method.meta_train_tasks(tasks, steps=5)
+    method.meta_train_tasks(tasks, meta_steps=5)
     assert any(not torch.allclose(r, torch.full_like(r, 0.3)) for r in method.inner_lrs().values())
 
 
 def test_batch_norm_uses_the_batch_statistics_and_leaves_running_averages_alone():
     method = MAML(_tiny(batch_norm=True), n_way=3, k_shot=2, n_query=4, inner_lr=0.5, device="cpu")
     buffers = {n: b.clone() for n, b in method.model.named_buffers()}
-    method.meta_train_tasks(_tasks(4), steps=3)
+    method.meta_train_tasks(_tasks(4), meta_steps=3)
     sx, sy, qx, _ = _tasks(1, seed=9)[0]
     adapted = method.adapt(sx, sy)
     whole = adapted.predict_proba(qx)
@@ -248,18 +249,18 @@ def test_non_finite_loss_stops_meta_training_naming_the_step():
     before = {n: p.detach().clone() for n, p in method.model.named_parameters()}
     sx, sy, qx, qy = _tasks(1)[0]
     bad = (sx, sy, np.full_like(qx, np.nan), qy)
-    with pytest.raises(FloatingPointError, match=r"MAML: meta-training loss became nan at step 1"):
-        method.meta_train_tasks([bad], steps=3)
+    with pytest.raises(FloatingPointError, match=r"MAML: meta-training loss became nan at meta-step 1"):
+        method.meta_train_tasks([bad], meta_steps=3)
     for n, p in method.model.named_parameters():  # nothing was updated
         torch.testing.assert_close(p.detach(), before[n], rtol=0, atol=0)
     # a sane start that fails later: the message names that step
-    method = FOMAML(_tiny(), n_way=3, k_shot=2, n_query=4, meta_batch=1, device="cpu")
-    with pytest.raises(FloatingPointError, match=r"FOMAML: meta-training loss became nan at step 3"):
-        method.meta_train_tasks(iter(_tasks(2) + [bad]), steps=3)  # an iterator of tasks
+    method = FOMAML(_tiny(), n_way=3, k_shot=2, n_query=4, tasks_per_step=1, device="cpu")
+    with pytest.raises(FloatingPointError, match=r"FOMAML: meta-training loss became nan at meta-step 3"):
+        method.meta_train_tasks(iter(_tasks(2) + [bad]), meta_steps=3)  # an iterator of tasks
     assert len(method.history) == 2
     nan_x = np.full_like(X[:800], np.nan)
-    with pytest.raises(FloatingPointError, match="Reptile: meta-training loss became nan at step 1"):
-        Reptile(_tiny(), n_way=3, device="cpu").meta_train(nan_x[:, :4].astype(np.float64), Y[:800], episodes=2)
+    with pytest.raises(FloatingPointError, match="Reptile: meta-training loss became nan at meta-step 1"):
+        Reptile(_tiny(), n_way=3, device="cpu").meta_train(nan_x[:, :4].astype(np.float64), Y[:800], meta_steps=2)
 
 
 # --- short meta-training on the clustered classes (float32, the default) ---------------------
@@ -269,13 +270,13 @@ def _mlp(seed: int = 0) -> nn.Module:
     return nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 5))
 
 
-COMMON = dict(n_way=5, k_shot=1, n_query=5, meta_batch=2, device="cpu")
+COMMON = dict(n_way=5, k_shot=1, n_query=5, tasks_per_step=2, device="cpu")
 METHODS = {
     "MAML": lambda: MAML(_mlp(), inner_lr=0.5, meta_lr=3e-3, **COMMON),
     "FOMAML": lambda: FOMAML(_mlp(), inner_lr=0.5, meta_lr=3e-3, **COMMON),
     "ANIL": lambda: ANIL(_mlp(), inner_lr=0.5, meta_lr=3e-3, **COMMON),
     "MetaSGD": lambda: MetaSGD(_mlp(), inner_lr=0.5, meta_lr=3e-3, **COMMON),
-    "Reptile": lambda: Reptile(_mlp(), inner_steps=5, inner_lr=0.1, inner_optimizer="sgd", meta_step=1.0, **COMMON),
+    "Reptile": lambda: Reptile(_mlp(), inner_steps=5, inner_lr=0.1, inner_optimizer="sgd", meta_lr=1.0, **COMMON),
 }
 
 
@@ -290,12 +291,12 @@ def test_short_meta_training_beats_chance_on_new_classes(name):
     method = METHODS[name]()
     assert method.name == name
     before = _test_accuracy(method)
-    method.meta_train(X[IS_TRAIN], Y[IS_TRAIN], episodes=100)
+    method.meta_train(X[IS_TRAIN], Y[IS_TRAIN], meta_steps=100)
     after = _test_accuracy(method)
     assert after > 0.5, f"{name}: {after:.2f} after meta-training (chance 0.2)"
     assert after >= before - 0.05, f"{name}: {before:.2f} before, {after:.2f} after"
     assert len(method.history) == 100 and np.all(np.isfinite(method.history))
-    assert method.episodes_seen == 200 and method.train_seconds > 0
+    assert method.tasks_seen == 200 and method.train_seconds > 0
 
 
 SEEDED = {"MAML": METHODS["MAML"], "MetaSGD": METHODS["MetaSGD"],
@@ -304,8 +305,8 @@ SEEDED = {"MAML": METHODS["MAML"], "MetaSGD": METHODS["MetaSGD"],
 
 @pytest.mark.parametrize("name", sorted(SEEDED))
 def test_same_seed_same_result(name):
-    a = SEEDED[name]().meta_train(X[:800], Y[:800], episodes=5)
-    b = SEEDED[name]().meta_train(X[:800], Y[:800], episodes=5)
+    a = SEEDED[name]().meta_train(X[:800], Y[:800], meta_steps=5)
+    b = SEEDED[name]().meta_train(X[:800], Y[:800], meta_steps=5)
     assert a.history == b.history
     episode = FewShotSampler(Y, 5, 1, 5, classes=TEST, seed=1).sample()
     np.testing.assert_array_equal(a.adapt(X[episode.support], episode.support_y).predict_proba(X[episode.query]),
@@ -324,13 +325,20 @@ def test_bad_input():
     with pytest.raises(ValueError, match="adapts to 5-way tasks; the support set has 2 classes"):
         method.adapt(X[:4], np.array([0, 0, 1, 1]))
     with pytest.raises(ValueError, match="asked for 5-way episodes"):
-        method.meta_train(X[:80], Y[:80], episodes=1)  # only 2 classes there
+        method.meta_train(X[:80], Y[:80], meta_steps=1)  # only 2 classes there
     with pytest.raises(ValueError, match="must output"):
         MAML(_mlp(), n_way=3, device="cpu").meta_gradient([(X[:3], np.arange(3), X[3:6], np.arange(3))])
-    with pytest.raises(ValueError, match="task must be one of"):
-        MAML(_mlp(), task="ranking")
-    with pytest.raises(ValueError, match="use adapt_regression"):
-        MAML(_mlp(), task="regression", device="cpu").adapt(X[:5], np.arange(5))
+    def ranking_loss(output, target):
+        return output.sum()
+
+    ranking_loss.targets = "ranks"
+    with pytest.raises(ValueError, match="a loss's targets attribute must be 'classes' or 'values', got 'ranks'"):
+        MAML(_mlp(), loss_fn=ranking_loss)
+    assert method.targets == "classes"
+    regression = MAML(nn.Linear(32, 1), loss_fn=squared_error, device="cpu")
+    assert regression.targets == "values"
+    with pytest.raises(ValueError, match="predicts values, not class probabilities: use predict"):
+        regression.adapt(X[:5], np.arange(5)).predict_proba(X[5:7])
     with pytest.raises(ValueError, match="first-order by definition"):
         FOMAML(_mlp(), first_order=False)
     with pytest.raises(ValueError, match="inner_optimizer"):
@@ -342,8 +350,8 @@ def test_maml_on_a_small_image_model_with_batch_norm():
     model = nn.Sequential(Conv4(hidden=8), nn.Linear(8, 4))
     x = np.random.default_rng(0).random((40, 1, 28, 28), dtype=np.float32)
     y = np.repeat(np.arange(8), 5)
-    method = MAML(model, n_way=4, k_shot=1, n_query=2, inner_lr=0.1, meta_batch=2, device="cpu")
-    method.meta_train(x, y, episodes=2)
+    method = MAML(model, n_way=4, k_shot=1, n_query=2, inner_lr=0.1, tasks_per_step=2, device="cpu")
+    method.meta_train(x, y, meta_steps=2)
     assert len(method.history) == 2
     proba = method.adapt(x[[0, 5, 10, 15]], np.arange(4)).predict_proba(x[20:26])
     assert proba.shape == (6, 4) and proba.dtype == np.float32
@@ -363,7 +371,8 @@ def test_maml_regression_learns_an_initialisation_that_adapts():
     def build():
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(1, 32), nn.Tanh(), nn.Linear(32, 1)).double()
-        return MAML(model, inner_steps=2, inner_lr=0.1, meta_lr=1e-2, meta_batch=4, task="regression", device="cpu")
+        return MAML(model, inner_steps=2, inner_lr=0.1, meta_lr=1e-2, tasks_per_step=4, loss_fn=squared_error,
+                    device="cpu")
 
     rng = np.random.default_rng(123)
     new_tasks = [_linear_task(rng) for _ in range(30)]
@@ -371,26 +380,28 @@ def test_maml_regression_learns_an_initialisation_that_adapts():
     def mse(method, steps=None):
         if steps is not None:
             method.test_inner_steps = steps
-        errors = [np.mean((method.adapt_regression(sx, sy).predict(qx) - qy) ** 2) for sx, sy, qx, qy in new_tasks]
+        errors = [np.mean((method.adapt(sx, sy).predict(qx) - qy) ** 2) for sx, sy, qx, qy in new_tasks]
         method.test_inner_steps = method.inner_steps
         return float(np.mean(errors))
 
     method = build()
     from_scratch = mse(method)  # the random initialisation, adapted
-    method.meta_train_tasks(_linear_task, steps=150)  # a callable: rng -> task
+    method.meta_train_tasks(_linear_task, meta_steps=150)  # a callable: rng -> task
     unadapted, adapted = mse(method, steps=0), mse(method)
     assert adapted < 0.25 * unadapted, (adapted, unadapted)
     assert adapted < 0.5 * from_scratch, (adapted, from_scratch)
-    prediction = method.adapt_regression(*new_tasks[0][:2]).predict(new_tasks[0][2])
+    regressor = method.adapt(*new_tasks[0][:2])  # a regression loss: adapt gives a regressor
+    assert isinstance(regressor, RegressionAdapted)
+    prediction = regressor.predict(new_tasks[0][2])
     assert prediction.shape == (10,) and prediction.dtype == np.float64
-    assert len(method.history) == 150 and method.episodes_seen == 600
+    assert len(method.history) == 150 and method.tasks_seen == 600
     with pytest.raises(ValueError, match="one target per support example"):
-        method.adapt_regression(new_tasks[0][0], new_tasks[0][1][:3])
+        method.adapt(new_tasks[0][0], new_tasks[0][1][:3])
     with pytest.raises(ValueError, match="use meta_train_tasks"):
-        method.meta_train(X[:100], Y[:100], episodes=1)
+        method.meta_train(X[:100], Y[:100], meta_steps=1)
     # the same tasks as a fixed list, sampled with the method's seed, are reproducible
-    a = build().meta_train_tasks(new_tasks, steps=3).history
-    assert a == build().meta_train_tasks(new_tasks, steps=3).history
+    a = build().meta_train_tasks(new_tasks, meta_steps=3).history
+    assert a == build().meta_train_tasks(new_tasks, meta_steps=3).history
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -398,53 +409,13 @@ def test_maml_regression_learns_an_initialisation_that_adapts():
 def test_runs_on_cuda(name):
     method = METHODS[name]()
     method.to("cuda")
-    method.meta_train(X, Y, episodes=3)
+    method.meta_train(X, Y, meta_steps=3)
     assert method.adapt(X[:5], np.arange(5)).predict_proba(X[5:8]).shape == (3, 5)
     grad = method.meta_gradient([(X[:5], np.arange(5), X[5:10], np.arange(5))])
     assert all(g.device.type == "cuda" for g in grad.values())
 
 
-@pytest.mark.parametrize("cls", [MAML, FOMAML, ANIL, MetaSGD])
-def test_vectorized_meta_gradient_equals_the_per_task_loop_with_batch_norm(cls):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).double()
-    method = cls(model, n_way=3, k_shot=2, n_query=2, inner_steps=2, inner_lr=0.3, device="cpu")
-    rng = np.random.default_rng(1)
-    tasks = [(rng.normal(size=(6, 6)), np.repeat(np.arange(3), 2), rng.normal(size=(6, 6)), np.repeat(np.arange(3), 2))
-             for _ in range(3)]
-    loop = method.meta_gradient(tasks)
-    value, vectorized = method.vectorized_meta_gradient(tasks)
-    assert value == pytest.approx(method.meta_loss(tasks).item(), rel=1e-12)
-    a = torch.cat([loop[n].flatten() for n in loop])
-    b = torch.cat([vectorized[n].flatten() for n in loop])
-    assert ((a - b).norm() / a.norm()).item() < 1e-10
-
-
-def test_vectorized_meta_training_follows_the_same_path_as_the_loop():
-    def train(vectorize):
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).double()
-        method = MAML(model, n_way=3, k_shot=2, n_query=2, inner_steps=1, meta_batch=3, device="cpu",
-                      vectorize=vectorize)
-        rng = np.random.default_rng(2)
-        x, y = rng.normal(size=(60, 6)), np.repeat(np.arange(6), 10)
-        return method.meta_train(x, y, episodes=4).history
-
-    np.testing.assert_allclose(train(True), train(False), rtol=1e-10)
-
-
-def test_vectorized_path_rejects_tasks_of_different_shapes_and_reptile():
-    torch.manual_seed(0)
-    method = MAML(nn.Sequential(nn.Linear(4, 2)).double(), n_way=2, k_shot=1, n_query=1, device="cpu")
-    a = (np.zeros((2, 4)), np.arange(2), np.zeros((2, 4)), np.arange(2))
-    b = (np.zeros((4, 4)), np.repeat(np.arange(2), 2), np.zeros((2, 4)), np.arange(2))
-    with pytest.raises(ValueError, match="identical shapes"):
-        method.vectorized_meta_gradient([a, b])
-    with pytest.raises(ValueError, match="no vectorized path"):
-        Reptile(nn.Sequential(nn.Linear(4, 2)), n_way=2, k_shot=1, n_query=1, vectorize=True)
-
-
-@pytest.mark.parametrize("module_name", ["optimization", "metric"])
+@pytest.mark.parametrize("module_name", ["gradient", "metric"])
 def test_a_second_meta_train_call_continues_with_new_episodes(monkeypatch, module_name):
     import importlib
 
@@ -460,16 +431,16 @@ def test_a_second_meta_train_call_continues_with_new_episodes(monkeypatch, modul
             return episode
 
     monkeypatch.setattr(module, "FewShotSampler", Recording)
-    if module_name == "optimization":
-        method = ANIL(nn.Linear(32, 5), n_way=5, k_shot=1, n_query=2, meta_batch=1, device="cpu")
+    if module_name == "gradient":
+        method = ANIL(nn.Linear(32, 5), n_way=5, k_shot=1, n_query=2, tasks_per_step=1, device="cpu")
     else:
         method = ProtoNet(nn.Linear(32, 8), n_way=5, k_shot=1, n_query=2, device="cpu")
-    method.meta_train(X[IS_TRAIN], Y[IS_TRAIN], episodes=2)
+    method.meta_train(X[IS_TRAIN], Y[IS_TRAIN], meta_steps=2)
     first_call = list(drawn)
-    method.meta_train(X[IS_TRAIN], Y[IS_TRAIN], episodes=2)
+    method.meta_train(X[IS_TRAIN], Y[IS_TRAIN], meta_steps=2)
     assert len(drawn) == 4 and drawn[2:] != first_call  # no replay of the first call's episodes
     drawn.clear()
     fresh = type(method)(method.encoder if module_name == "metric" else nn.Linear(32, 5), n_way=5, k_shot=1,
-                         n_query=2, device="cpu", **({"meta_batch": 1} if module_name == "optimization" else {}))
-    fresh.meta_train(X[IS_TRAIN], Y[IS_TRAIN], episodes=2)
+                         n_query=2, device="cpu", **({"tasks_per_step": 1} if module_name == "gradient" else {}))
+    fresh.meta_train(X[IS_TRAIN], Y[IS_TRAIN], meta_steps=2)
     assert drawn == first_call  # the first call is unchanged: same seed, same episodes

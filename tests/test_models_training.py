@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from metaecom.models import BatchedMLP
-from metaecom.train import fit_regression
+from metaecom.training import fit_regression, train_with_early_stopping
 
 
 def test_batched_mlp_equals_independent_mlps():
@@ -68,3 +69,31 @@ def test_non_finite_loss_names_the_step():
     x, y = torch.ones(1, 3, 1), torch.full((1, 3, 1), float("inf"))
     with pytest.raises(FloatingPointError, match="at step 1 of 5"):
         fit_regression(model, x, y, steps=5, lr=0.1)
+
+
+def test_early_stopping_keeps_the_best_round_and_reports_the_curve():
+    module = nn.Linear(1, 1, bias=False)
+    start = module.weight.item()
+    scores = iter([0.5, 0.7, 0.9, 0.6, 0.8])  # before training, then after each round
+
+    def train(steps):
+        with torch.no_grad():
+            module.weight.add_(float(steps))  # the weight counts the steps trained
+        return 1.0 / steps
+
+    curve = train_with_early_stopping(train, lambda: next(scores), [module], max_steps=10, every=3,
+                                      higher_is_better=True)
+    assert curve["step"].tolist() == [0, 3, 6, 9, 10]
+    assert np.isnan(curve["train_loss"][0]) and curve["train_loss"][1] == pytest.approx(1 / 3)
+    assert curve.attrs["best_step"] == 6
+    assert module.weight.item() == pytest.approx(start + 6)  # restored to the round scored 0.9
+
+    lower = iter([0.5, 0.7, 0.4])
+    curve = train_with_early_stopping(train, lambda: next(lower), [module], max_steps=4, every=2)
+    assert curve.attrs["best_step"] == 4 and module.weight.item() == pytest.approx(start + 10)
+
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        train_with_early_stopping(train, lambda: 0.0, [module], max_steps=3, every=0)
+    failing = iter([0.0, float("nan")])
+    with pytest.raises(FloatingPointError, match="after 1 steps"):
+        train_with_early_stopping(train, lambda: next(failing), [module], max_steps=1, every=1)
