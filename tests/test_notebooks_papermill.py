@@ -43,6 +43,8 @@ def test_every_chapter_has_one_parameters_cell_and_a_checked_output(path):
     assert "check_parameters(globals()" in "".join(code[1]["source"]), "the cell after it must check the parameters"
     assert any("NBVAL_CHECK_OUTPUT" in "".join(c["source"]) for c in code), "no cell's output is checked by nbval"
     assert "run" == "".join(code[-1]["source"]).strip(), "the last cell must show the run record"
+    shown = "".join("".join(out.get("data", {}).get("text/plain", "")) for out in code[-1].get("outputs", []))
+    assert shown.startswith("Run record"), "the stored last cell shows no run record (is `run` overwritten?)"
 
 
 def test_injected_parameter_takes_effect(tmp_path):
