@@ -85,6 +85,7 @@ FILE_TIERS = {"test_book_build.py": "book", "test_browser.py": "browser", "test_
               "test_notebooks_papermill.py": "notebook"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by -m
 def pytest_collection_modifyitems(config, items):
     """Give every collected test its tier marker (see the module docstring)."""
     for item in items:
@@ -101,5 +102,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.data)
         if "CUDA" in reasons:
             item.add_marker(pytest.mark.gpu)
-        if not any(item.iter_markers(name) for name in ("data", "gpu", "slow")):
+        if not any(item.get_closest_marker(name) for name in ("data", "gpu", "slow")):
             item.add_marker(pytest.mark.unit)
