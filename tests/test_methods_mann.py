@@ -143,7 +143,7 @@ def test_accuracy_by_instance_shape():
     np.testing.assert_allclose(result * 5, np.round(result * 5), atol=1e-9)
 
 
-@pytest.mark.slow  # about 110 s on 2 CPU cores
+@pytest.mark.slow  # the longest package test: 200 MANN meta-steps (6 s to 110 s on 2 cores)
 def test_mann_learns_to_recall_labels_of_new_classes():
     # Calibrated: a MANN sits for a long while on a plateau where it only learns which labels
     # a sequence has not used yet (about 0.47 on the 2nd+ instance of 3-way sequences); large
