@@ -113,3 +113,11 @@ def test_the_built_folder_is_a_static_site(built_book):
     index = (built_book / "index.html").read_text(encoding="utf-8")
     target = re.search(r'url=([^"]+)"', index)
     assert target and (built_book / target.group(1)).is_file(), "index.html must lead to the intro page"
+
+
+def test_no_progress_bar_lines_in_the_html(built_book):
+    # the stored notebooks keep their progress lines (stderr); the book leaves them out
+    pattern = re.compile(r"\d+%\|[^|<]{0,60}\|\s*\d+/\d+")
+    offenders = [page.name for page in (built_book / "book").glob("*.html")
+                 if pattern.search(page.read_text(encoding="utf-8"))]
+    assert not offenders, f"progress-bar lines in {offenders}"
