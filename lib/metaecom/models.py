@@ -6,6 +6,8 @@
 - :class:`LowRankAdapterMLP` -- an MLP whose hidden layer carries a LoRA-style update
 - :class:`MeLU` -- feature embeddings and decision layers of the MeLU recommender
 - :class:`CNPNetwork` -- encoder and decoder of a Conditional Neural Process
+- :class:`SharedHead` -- a classification head whose classes share one weight vector, so
+  a gradient-based meta-learner adapts to tasks with any number of classes
 - :func:`mlp` -- a plain stack of linear layers and ReLUs
 
 The networks of the memory-augmented network live with their memory operations in
@@ -282,3 +284,30 @@ class MeLU(nn.Module):
         if self.numeric is not None:
             parts.append(self.numeric(x[:, n_cat + n_multi:]))
         return self.decision(torch.cat(parts, dim=1))
+
+
+class SharedHead(nn.Module):
+    """A classification head for any number of classes: every class starts from one vector.
+
+    UNICORN-MAML (Ye and Chao 2022): ``weight`` is ``[1, in_features]`` and ``bias`` ``[1]``.
+    A gradient-based meta-learner (:class:`~metaecom.methods.gradient.GradientMethod`)
+    starts every task with ``N`` copies of them, one per class, and adapts the copies
+    separately, so one model serves tasks with any number of classes: 5-way in
+    meta-training, 27- or 77-way at test time. Called directly (no copies), it returns one
+    column.
+
+    The shared vector itself is never learned: moving it moves every copy alike, which
+    shifts all logits by the same amount and changes neither the softmax nor any inner
+    step, so its meta-gradient is zero at every order (a test checks it). It starts at
+    zero -- every class equally likely before the support set is seen -- and what
+    meta-training learns is the body (and Meta-SGD's step sizes).
+    """
+
+    def __init__(self, in_features: int):
+        super().__init__()
+        self.in_features = check_count("in_features", in_features, 1)
+        self.weight = nn.Parameter(torch.zeros(1, in_features))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)

@@ -24,7 +24,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-__all__ = ["functional_forward", "inner_adapt", "head_parameter_names"]
+from metaecom.models import SharedHead
+
+__all__ = ["functional_forward", "inner_adapt", "head_parameter_names", "shared_head_names", "copies_per_class"]
 
 
 @contextlib.contextmanager
@@ -87,7 +89,8 @@ def inner_adapt(model: nn.Module, params: dict, buffers: dict, support_x: torch.
 
 
 def head_parameter_names(model: nn.Module, head_names: Iterable[str] | None = None) -> list[str]:
-    """The names of the head's parameters: ``head_names`` checked, or the last ``nn.Linear``'s."""
+    """The names of the head's parameters: ``head_names`` checked, or those of the last
+    ``nn.Linear`` or :class:`~metaecom.models.SharedHead`."""
     all_names = [n for n, _ in model.named_parameters()]
     if head_names is not None:
         names = list(head_names)
@@ -95,8 +98,22 @@ def head_parameter_names(model: nn.Module, head_names: Iterable[str] | None = No
         if unknown or not names:
             raise ValueError(f"head_names {names} must be parameter names of the model; it has {all_names}")
         return names
-    linear = [(prefix, m) for prefix, m in model.named_modules() if isinstance(m, nn.Linear)]
+    linear = [(prefix, m) for prefix, m in model.named_modules() if isinstance(m, (nn.Linear, SharedHead))]
     if not linear:
         raise ValueError("the model has no nn.Linear layer to serve as the head; pass head_names")
     prefix, _ = linear[-1]
     return [f"{prefix}.{n}" if prefix else n for n, _ in linear[-1][1].named_parameters()]
+
+
+def shared_head_names(model: nn.Module) -> list[str]:
+    """The parameter names of the model's :class:`~metaecom.models.SharedHead`, if any."""
+    return [f"{prefix}.{name}" if prefix else name for prefix, module in model.named_modules()
+            if isinstance(module, SharedHead) for name, _ in module.named_parameters(recurse=False)]
+
+
+def copies_per_class(params: dict, shared: list[str], n_classes: int) -> dict:
+    """``params`` with every shared-head tensor ``[1, ...]`` expanded to ``n_classes`` copies
+    (a view: gradients of the copies add up in the shared tensor). No shared head: ``params``."""
+    if not shared:
+        return params
+    return {name: (p.expand(n_classes, *p.shape[1:]) if name in shared else p) for name, p in params.items()}

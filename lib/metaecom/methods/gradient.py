@@ -30,7 +30,8 @@ from metaecom.checks import check_count, check_positive
 from metaecom.methods.base import (Adapted, Method, RegressionAdapted, as_tensor, check_query, check_support,
                                    check_values,
                                    cross_entropy, targets_of, to_numpy)
-from metaecom.methods.functional import functional_forward, head_parameter_names, inner_adapt
+from metaecom.methods.functional import (copies_per_class, functional_forward, head_parameter_names, inner_adapt,
+                                         shared_head_names)
 from metaecom.tasks.episodes import FewShotSampler, episode_tasks
 from metaecom.training import MetaLearner
 
@@ -39,7 +40,9 @@ class GradientMethod(MetaLearner, Method):
     """A model that adapts to a task by ``inner_steps`` SGD steps of size ``inner_lr``.
 
     ``model`` maps a batch of inputs to ``[n, n_way]`` scores (classification) or
-    ``[n, 1]`` predictions (regression, ``loss_fn=squared_error``). ``adapt`` runs the
+    ``[n, 1]`` predictions (regression, ``loss_fn=squared_error``). A model whose head is a
+    :class:`~metaecom.models.SharedHead` adapts to tasks with any number of classes (MAML,
+    FOMAML, ANIL, Meta-SGD; ``n_way`` then only sets the episodes of :meth:`meta_train`). ``adapt`` runs the
     inner loop for ``test_inner_steps`` steps (default ``inner_steps``) without a
     second-order graph. ``meta_steps`` is the default length of :meth:`meta_train`, each
     meta-step on ``tasks_per_step`` tasks; ``history`` holds the meta-loss per meta-step.
@@ -71,6 +74,10 @@ class GradientMethod(MetaLearner, Method):
             raise ValueError(f"{self.name} is first-order by definition; use MAML for second-order meta-gradients")
         self.first_order = self.first_order_default if first_order is None else bool(first_order)
         self.head_names = head_parameter_names(model, head_names)
+        # a SharedHead (UNICORN-MAML) gives every task one copy per class: any number of classes
+        self.shared_head = shared_head_names(model)
+        if self.shared_head and self.targets != "classes":
+            raise ValueError("a SharedHead is a classification head; this method has a regression loss")
         self._start_training(meta_lr, tasks_per_step, seed, device)
         self.model.to(self.device)
         self.dtype = next(model.parameters()).dtype
@@ -114,9 +121,19 @@ class GradientMethod(MetaLearner, Method):
         sx, sy, qx, qy = task
         return self._x(sx), self._y(sy), self._x(qx), self._y(qy)
 
+    def task_parameters(self, params: dict, y: torch.Tensor) -> dict:
+        """The weights a task starts from: ``params``, with a shared head copied once per class
+        of the task's labels ``y`` (episode labels ``0..N-1``)."""
+        return copies_per_class(params, self.shared_head, int(y.max()) + 1 if self.shared_head else 0)
+
     def loss_fn(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The loss passed in, after checking a classifier's output has ``n_way`` columns."""
-        if self.targets == "classes" and (output.dim() != 2 or output.shape[1] != self.n_way):
+        """The loss passed in, after checking a classifier's output has ``n_way`` columns
+        (one per class of the task, with a shared head)."""
+        if self.targets == "classes" and self.shared_head:
+            if output.dim() != 2 or output.shape[1] <= int(target.max()):
+                raise ValueError(f"{self.name}: the model must output one score per class, got shape "
+                                 f"{list(output.shape)} for labels up to {int(target.max())}")
+        elif self.targets == "classes" and (output.dim() != 2 or output.shape[1] != self.n_way):
             raise ValueError(f"{self.name}: the model must output [n, n_way={self.n_way}] scores, "
                              f"got shape {list(output.shape)}")
         return self._loss_fn(output, target)
@@ -163,7 +180,7 @@ class GradientMethod(MetaLearner, Method):
         params = {n: (p.detach().requires_grad_(True) if n in adapt else p.detach())
                   for n, p in self.model.named_parameters()}
         with torch.enable_grad():
-            adapted = self._test_adapt(params, support_x, support_y, steps)
+            adapted = self._test_adapt(self.task_parameters(params, support_y), support_x, support_y, steps)
         return {n: p.detach() for n, p in adapted.items()}
 
     def _test_adapt(self, params: dict, x: torch.Tensor, y: torch.Tensor, steps: int) -> dict:
@@ -178,9 +195,9 @@ class GradientMethod(MetaLearner, Method):
                 raise ValueError(f"support_x must be a non-empty array [examples, features...], got shape {x.shape}")
             return _GradientRegression(self, self.adapted_parameters(self._x(x), self._y(y)), x.shape[1:])
         x, y, n = check_support(support_x, support_y)
-        if n != self.n_way:
+        if n != self.n_way and not self.shared_head:
             raise ValueError(f"{self.name}'s model has {self.n_way} outputs, so it adapts to {self.n_way}-way "
-                             f"tasks; the support set has {n} classes")
+                             f"tasks; the support set has {n} classes (a SharedHead adapts to any number)")
         params = self.adapted_parameters(self._x(support_x), self._y(y))
         return _GradientClassifier(self, params, n, x.shape[1:])
 

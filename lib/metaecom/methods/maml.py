@@ -50,6 +50,8 @@ class MAML(GradientMethod):
             raise ValueError(f"vectorize must be False, True (= 'vmap') or 'groups', got {vectorize!r}")
         self.vectorize = "vmap" if vectorize is True else vectorize
         super().__init__(model, *args, **kwargs)
+        if self.vectorize and self.shared_head:
+            raise ValueError("the vectorized paths need one head shape for all tasks; a SharedHead has one per task")
         self._setup()
 
     def _setup(self) -> None:
@@ -67,7 +69,8 @@ class MAML(GradientMethod):
         for task in tasks:                                       # for all T_i in the batch
             support_x, support_y, query_x, query_y = self._task_tensors(task)   # D_i and D'_i
             # θ'_i = θ − α ∇_θ L_Ti(f_θ) on D_i, repeated inner_steps times
-            adapted = self._adapt(theta, support_x, support_y, self.inner_steps, self.first_order)
+            start = self.task_parameters(theta, support_y)       # θ (a shared head: one copy per class)
+            adapted = self._adapt(start, support_x, support_y, self.inner_steps, self.first_order)
             # L_Ti(f_θ'_i) on D'_i: the loss the outer update θ ← θ − β ∇_θ Σ_i L_Ti minimises
             query_out = functional_forward(self.model, adapted, self._buffers(), query_x)
             total = total + self.loss_fn(query_out, query_y)

@@ -60,6 +60,9 @@ class Reptile(GradientMethod):
         self._batch_rng = torch.Generator().manual_seed(kwargs.get("seed", 0))
         super().__init__(model, n_way=n_way, k_shot=k_shot, n_query=n_query, inner_steps=inner_steps,
                          inner_lr=inner_lr, meta_lr=meta_lr, first_order=True, **kwargs)
+        if self.shared_head:
+            raise ValueError("Reptile moves the initialisation towards each task's weights, which with a "
+                             "SharedHead have another shape per task; use MAML, FOMAML or ANIL")
 
     def _adapt(self, params, x, y, steps, first_order=True, batch: int | None = None):
         if self.inner_optimizer == "sgd":
