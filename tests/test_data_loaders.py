@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from metaecom.data import amazon, intents, movielens, omniglot, products, retail
+from metaecom.data.problems import data_problems
 from metaecom.data.registry import DataUnavailableError
 
 MIRROR = os.environ.get("METAECOM_DATA_MIRROR")
@@ -59,10 +60,15 @@ def test_movielens_1m_users_and_movies_offline_and_ratings_error_says_download()
     ("Gift_Cards", 2972, 458, 148), ("Magazine_Subscriptions", 2375, 348, 157),
 ])
 def test_amazon_reviews_match_published_5core_counts(category, reviews, users, items):
-    frame = amazon.load_amazon_reviews(category)
+    frame = amazon.load_amazon_reviews(category, duplicates="keep")
     assert len(frame) == reviews
     assert frame["user_id"].nunique() == users and frame["item_id"].nunique() == items
     assert frame["rating"].between(1, 5).all()
+    deduplicated = amazon.load_amazon_reviews(category)       # the default: one review per (user, item)
+    assert not deduplicated.duplicated(["user_id", "item_id"]).any()
+    assert len(deduplicated) == frame.drop_duplicates(["user_id", "item_id"]).shape[0]
+    report = data_problems(deduplicated).set_index("problem")["count"]
+    assert report.filter(like="more than once").sum() == reviews - len(deduplicated)
 
 
 @needs_mirror
@@ -115,6 +121,16 @@ def test_second_load_reads_the_parsed_cache(tmp_path, monkeypatch):
     first = products.load_pricerunner()
     assert list((tmp_path / "parsed").glob("pricerunner-*.parquet"))
     pd.testing.assert_frame_equal(products.load_pricerunner(), first)
+
+
+@needs_mirror
+def test_cached_tables_keep_second_resolution_timestamps_and_reports(tmp_path, monkeypatch):
+    monkeypatch.setenv("METAECOM_DATA_CACHE", str(tmp_path))
+    first = amazon.load_amazon_reviews("Gift_Cards")
+    second = amazon.load_amazon_reviews("Gift_Cards")           # read back from the Parquet cache
+    assert str(first["timestamp"].dtype) == str(second["timestamp"].dtype) == "datetime64[s, UTC]"
+    pd.testing.assert_frame_equal(second, first)
+    assert second.attrs == first.attrs and not data_problems(second).empty
 
 
 # --- official formats, on fixtures -----------------------------------------------------

@@ -6,6 +6,13 @@ labelled with 77 fine-grained intents. Bitext customer-support sample (CDLA-Shar
 
 ``load_banking77()`` schema: text string, intent category, split category {train, test}
 ``load_bitext()`` schema: text string, intent category, category category
+
+Both run the checks of :func:`metaecom.data.texts.check_labelled_texts` and carry its
+report (:func:`~metaecom.data.problems.data_problems`), with repeated texts *kept*, so
+the published numbers hold. Once surrounding whitespace is trimmed, BANKING77 has 11
+extra copies of texts (e.g. "\\nHow do I unblock my PIN?"), and 6 test queries are also
+training queries; both are reported. For any other file of labelled texts, see
+:func:`metaecom.data.texts.read_labelled_texts`.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ import pandas as pd
 
 from metaecom.data import catalog
 from metaecom.data.parsed import cached_frame
+from metaecom.data.problems import Problem, examples_of, record
 from metaecom.data.registry import fetch
+from metaecom.data.texts import check_labelled_texts
 
-_VERSION = 1
+_VERSION = 2
 
 
 def parse_banking77(train_path, test_path, categories_path) -> pd.DataFrame:
@@ -36,20 +45,33 @@ def parse_banking77(train_path, test_path, categories_path) -> pd.DataFrame:
                          "split": pd.CategoricalDtype(["train", "test"])})
 
 
+def checked_banking77(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` checked as labelled texts (repeats kept), plus the count of test texts
+    that are also training texts (compared after trimming surrounding whitespace)."""
+    frame = check_labelled_texts(frame, "text", "intent", repeated="keep")
+    key = frame["text"].str.strip()
+    leaked = (frame["split"] == "test") & key.isin(key[frame["split"] == "train"])
+    return record(frame, Problem("test text also in the training split: test rows", int(leaked.sum()),
+                                 "kept: the official splits are used as published", examples_of(key[leaked])))
+
+
 def load_banking77() -> pd.DataFrame:
-    """BANKING77, both official splits, one row per query."""
+    """BANKING77, both official splits, one row per query, with its data report."""
     files = catalog.BANKING77
+    names = ("train.csv", "test.csv", "categories.json")
     return cached_frame("banking77", [_VERSION, *(f.checksum for f in files.values())],
-                        lambda: parse_banking77(*(fetch(files[n]) for n in ("train.csv", "test.csv", "categories.json"))))
+                        lambda: checked_banking77(parse_banking77(*(fetch(files[n]) for n in names))))
 
 
 def parse_bitext(path) -> pd.DataFrame:
     frame = pd.read_csv(path)
-    return pd.DataFrame({"text": frame["instruction"], "intent": frame["intent"], "category": frame["category"]}).astype(
-        {"text": "string", "intent": "category", "category": "category"})
+    table = pd.DataFrame({"text": frame["instruction"], "intent": frame["intent"], "category": frame["category"]})
+    return table.astype({"text": "string", "intent": "category", "category": "category"})
 
 
 def load_bitext() -> pd.DataFrame:
-    """The Bitext customer-support sample, one row per customer utterance."""
+    """The Bitext customer-support sample, one row per customer utterance, with its data
+    report (checked as labelled texts, repeats kept)."""
     file = catalog.BITEXT
-    return cached_frame("bitext", [_VERSION, file.checksum], lambda: parse_bitext(fetch(file)))
+    return cached_frame("bitext", [_VERSION, file.checksum],
+                        lambda: check_labelled_texts(parse_bitext(fetch(file)), "text", "intent", "keep"))

@@ -35,13 +35,26 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+_DTYPES = "metaecom_datetime_dtypes"
+
+
 def cached_frame(name: str, key_parts, build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """Return ``build()``, stored as Parquet under the cache and read from there next time."""
+    """Return ``build()``, stored as Parquet under the cache and read from there next time.
+
+    Parquet cannot store second-resolution timestamps (it reads them back as
+    milliseconds), so the datetime columns' dtypes travel in the file's metadata and are
+    restored: a first load and every later one return the same dtypes.
+    """
     path = cache_dir() / "parsed" / f"{name}-{_key(key_parts)}.parquet"
     if path.exists():
-        return pd.read_parquet(path)
+        frame = pd.read_parquet(path)
+        dtypes = frame.attrs.pop(_DTYPES, {})
+        return frame.astype(dtypes) if dtypes else frame
     frame = build()
-    _atomic_write(path, lambda temp: frame.to_parquet(temp, index=False))
+    stored = frame.copy(deep=False)
+    stored.attrs = {**frame.attrs, _DTYPES: {c: str(t) for c, t in frame.dtypes.items()
+                                             if pd.api.types.is_datetime64_any_dtype(t)}}
+    _atomic_write(path, lambda temp: stored.to_parquet(temp, index=False))
     return frame
 
 
