@@ -9,13 +9,22 @@ row indices into a table, so one data set in memory serves any number of tasks.
 - :mod:`metaecom.tasks.ratings`     -- per-user rating tasks (MeLU's cold-start scenarios)
 - :mod:`metaecom.tasks.units`       -- per-unit regression tasks (a country, a store)
 - :mod:`metaecom.tasks.forecasting` -- per-product forecasting windows, split by launch
+- :mod:`metaecom.tasks.feasibility` -- :func:`infeasible_units`: which units (classes, users,
+  groups, products) cannot supply the requested task shape, and why, asked before training
+
+Every builder checks its whole pool of units at construction: an infeasible unit is one
+ValueError listing them, or, with ``drop_infeasible=True``, is left out and listed in the
+result's ``.dropped`` (columns ``unit``, ``available``, ``needed``, ``reason``). Units a
+builder's own arguments filter out (``min_ratings``/``max_ratings``, ``min_length``) are left
+out without an error, as they always were, and are listed in ``.dropped`` too.
 """
 
 from metaecom.tasks.episodes import Episode, FewShotSampler, Task, split_classes, task_batches
+from metaecom.tasks.feasibility import infeasible_units
 from metaecom.tasks.forecasting import forecast_windows, split_products_by_launch
 from metaecom.tasks.ratings import RATING_SCENARIOS, rating_scenarios, split_users_items_by_time
 from metaecom.tasks.units import group_tasks
 
 __all__ = ["Episode", "FewShotSampler", "RATING_SCENARIOS", "Task", "forecast_windows", "group_tasks",
-           "rating_scenarios", "split_classes", "split_products_by_launch", "split_users_items_by_time",
-           "task_batches"]
+           "infeasible_units", "rating_scenarios", "split_classes", "split_products_by_launch",
+           "split_users_items_by_time", "task_batches"]

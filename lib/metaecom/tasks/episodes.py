@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from metaecom.checks import check_count, plain
+from metaecom.tasks.feasibility import refuse_infeasible, unit_report
 
 
 class Task(NamedTuple):
@@ -119,58 +121,53 @@ class FewShotSampler:
     picks ``n_way`` classes at random, then ``k_shot`` support and ``n_query`` query rows
     of each, with no row in both. Rows are ordered class by class (all shots of episode
     class 0, then class 1, ...), and the targets are episode labels ``0..n_way-1``.
+    Two samplers built with the same arguments produce the same episodes.
+
     Requests the data cannot satisfy fail here, at construction, not halfway through
-    training. Two samplers built with the same arguments produce the same episodes.
+    training: a class with fewer than ``k_shot + n_query`` rows is an error listing every
+    such class, unless ``drop_infeasible=True``, which leaves them out (``.dropped`` lists
+    them; :meth:`infeasible` asks without building). Either way, ``n_way`` more than the
+    classes that can supply an episode is an error naming both numbers.
     """
 
-    def __init__(self, labels, n_way: int, k_shot: int, n_query: int, classes=None, seed: int = 0):
+    def __init__(self, labels, n_way: int, k_shot: int, n_query: int, classes=None, seed: int = 0,
+                 drop_infeasible: bool = False):
         self.n_way = check_count("n_way", n_way, 1)
         self.k_shot = check_count("k_shot", k_shot, 1)
         self.n_query = check_count("n_query", n_query, 0)
         self.seed = seed
-
-        labels = np.asarray(labels)
-        if labels.ndim != 1:
-            raise ValueError(f"labels must be 1-D (one label per row), got shape {labels.shape}")
-        if labels.size == 0:
-            raise ValueError("labels is empty")
-
-        # The rows of each class, computed once: sort the rows by class, cut at class ends.
-        present, row_class, sizes = np.unique(labels, return_inverse=True, return_counts=True)
-        rows_by_class = np.split(np.argsort(row_class, kind="stable"), np.cumsum(sizes)[:-1])
-
-        if classes is None:
-            keep = np.arange(len(present))
-        else:
-            position = {label: i for i, label in enumerate(present.tolist())}
-            wanted = np.asarray(classes).ravel().tolist()
-            if not wanted:
-                raise ValueError("classes is empty")
-            unknown = [c for c in wanted if c not in position]
-            if unknown:
-                raise ValueError(f"classes {unknown[:5]} do not occur in labels "
-                                 f"({len(unknown)} unknown of {len(wanted)} asked for)")
-            if len(set(wanted)) != len(wanted):
-                raise ValueError("classes lists some class more than once")
-            keep = np.array([position[c] for c in wanted])
-
-        self.classes = present[keep]                      # the classes episodes are drawn from
-        self._rows = [rows_by_class[i] for i in keep]     # their row indices, in the same order
-        self._sizes = sizes[keep]
-
+        self.classes, self._rows, self._sizes = _class_pool(labels, classes)
         if self.n_way > len(self.classes):
             raise ValueError(f"asked for {self.n_way}-way episodes but only {len(self.classes)} "
                              f"classes are available")
-        per_class = self.k_shot + self.n_query
-        too_small = np.flatnonzero(self._sizes < per_class)
-        if too_small.size:
-            smallest = too_small[np.argmin(self._sizes[too_small])]
-            raise ValueError(
-                f"asked for {self.k_shot} support + {self.n_query} query = {per_class} rows per class, "
-                f"but class {plain(self.classes[smallest])!r} has only {self._sizes[smallest]} rows "
-                f"({too_small.size} of {len(self.classes)} classes are too small)")
 
+        per_class, pool = self.k_shot + self.n_query, len(self.classes)
+        self.dropped = _small_classes(self.classes, self._sizes, self.k_shot, self.n_query)
+        feasible = np.flatnonzero(self._sizes >= per_class)
+        shape = f"{self.k_shot} support + {self.n_query} query = {per_class} rows per class"
+        if not drop_infeasible and len(self.dropped):
+            smallest = np.argmin(self._sizes)
+            refuse_infeasible(self.dropped, f"asked for {shape}, but class {plain(self.classes[smallest])!r} "
+                              f"has only {self._sizes[smallest]} rows ({len(self.dropped)} of {pool} classes are "
+                              f"too small)", "FewShotSampler", None if self.n_way <= len(feasible) else
+                              f"lower n_way, k_shot or n_query: dropping them would leave {len(feasible)} "
+                              f"classes, fewer than n_way = {self.n_way}")
+        # When every class is feasible nothing changes, so the episodes are exactly as before.
+        self.classes, self._sizes = self.classes[feasible], self._sizes[feasible]
+        self._rows = [self._rows[i] for i in feasible]
+        if self.n_way > len(self.classes):
+            raise ValueError(f"asked for {self.n_way}-way episodes but only {len(self.classes)} of {pool} "
+                             f"classes have the {shape} ({len(self.dropped)} dropped as too small)")
         self._rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def infeasible(labels, n_way: int, k_shot: int, n_query: int, classes=None, seed: int = 0,
+                   drop_infeasible: bool = False) -> pd.DataFrame:
+        """The classes with fewer than ``k_shot + n_query`` rows, given the constructor's
+        arguments; builds nothing (see :func:`~metaecom.tasks.feasibility.infeasible_units`)."""
+        check_count("n_way", n_way, 1)
+        present, _, sizes = _class_pool(labels, classes)
+        return _small_classes(present, sizes, check_count("k_shot", k_shot, 1), check_count("n_query", n_query, 0))
 
     def sample(self) -> Episode:
         """Draw the next episode."""
@@ -193,6 +190,43 @@ class FewShotSampler:
         return [self.sample() for _ in range(n)]
 
 
+def _class_pool(labels, classes) -> tuple[np.ndarray, list, np.ndarray]:
+    """The classes to draw from (all, or ``classes`` in that order), their row indices and counts."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D (one label per row), got shape {labels.shape}")
+    if labels.size == 0:
+        raise ValueError("labels is empty")
+    # The rows of each class, computed once: sort the rows by class, cut at class ends.
+    present, row_class, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    rows_by_class = np.split(np.argsort(row_class, kind="stable"), np.cumsum(sizes)[:-1])
+    if classes is None:
+        keep = np.arange(len(present))
+    else:
+        position = {label: i for i, label in enumerate(present.tolist())}
+        wanted = np.asarray(classes).ravel().tolist()
+        if not wanted:
+            raise ValueError("classes is empty")
+        unknown = [c for c in wanted if c not in position]
+        if unknown:
+            raise ValueError(f"classes {unknown[:5]} do not occur in labels "
+                             f"({len(unknown)} unknown of {len(wanted)} asked for)")
+        if len(set(wanted)) != len(wanted):
+            raise ValueError("classes lists some class more than once")
+        keep = np.array([position[c] for c in wanted])
+    return present[keep], [rows_by_class[i] for i in keep], sizes[keep]
+
+
+def _small_classes(classes: np.ndarray, sizes: np.ndarray, k_shot: int, n_query: int) -> pd.DataFrame:
+    """The feasibility report of the classes with fewer than ``k_shot + n_query`` rows."""
+    needed = k_shot + n_query
+    small = np.flatnonzero(sizes < needed)
+    units = [plain(c) for c in classes[small]]
+    return unit_report(units, sizes[small], [needed] * len(small),
+                       [f"class {u!r} has {n} rows, fewer than {k_shot} support + {n_query} query = {needed}"
+                        for u, n in zip(units, sizes[small])])
+
+
 def task_batches(tasks, batch_size: int, rng: np.random.Generator) -> Callable[[], list]:
     """A function returning the next ``batch_size`` tasks from any task source.
 
@@ -206,7 +240,9 @@ def task_batches(tasks, batch_size: int, rng: np.random.Generator) -> Callable[[
         return lambda: [tasks(rng) for _ in range(batch_size)]
     if isinstance(tasks, collections.abc.Sequence):
         if len(tasks) == 0:
-            raise ValueError("the sequence of tasks is empty")
+            dropped = getattr(tasks, "dropped", ())     # a TaskList says which units it left out
+            raise ValueError("the sequence of tasks is empty" + (
+                f" ({len(dropped)} units were left out; see its .dropped)" if len(dropped) else ""))
         replace = len(tasks) < batch_size
         return lambda: [tasks[i] for i in rng.choice(len(tasks), size=batch_size, replace=replace)]
     if isinstance(tasks, collections.abc.Iterable):
@@ -219,8 +255,6 @@ def task_batches(tasks, batch_size: int, rng: np.random.Generator) -> Callable[[
                 raise ValueError("the task iterator ran out before the last step") from None
         return next_batch
     raise ValueError(f"tasks must be a callable, a sequence or an iterator of tasks, got {type(tasks).__name__}")
-
-
 
 
 def episode_tasks(x, sampler: FewShotSampler, n: int) -> list[Task]:
