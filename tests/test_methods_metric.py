@@ -180,3 +180,41 @@ def test_embedding_plot_draws_points_and_centres():
     assert len(ax.collections) == 3 + 3  # one scatter per class, one star per centre
     with pytest.raises(ValueError, match="one label per row"):
         plot_embeddings_2d(z, np.zeros(5))
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_frozen_prototypes_is_protonets_rule_without_meta_training(distance):
+    from metaecom.methods import FrozenPrototypes
+
+    frozen = FrozenPrototypes(distance=distance)
+    assert frozen.name == "prototypes, frozen" and not hasattr(frozen, "meta_steps")
+    # what the chapters wrote before: a ProtoNet on nn.Identity() that is never meta-trained
+    old = ProtoNet(nn.Identity(), distance=distance, scale=10.0, n_way=10, device="cpu")
+    sampler = FewShotSampler(Y, n_way=5, k_shot=3, n_query=4, classes=TEST, seed=2)
+    for e in sampler.episodes(3):
+        ours = frozen.adapt(X[e.support], e.support_y).predict_proba(X[e.query])
+        theirs = old.adapt(X[e.support], e.support_y).predict_proba(X[e.query])
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    # nearest class mean, by hand
+    support, labels = np.array([[0.0, 0.0], [0.0, 2.0], [10.0, 0.0]]), np.array([0, 0, 1])
+    assert FrozenPrototypes().adapt(support, labels).predict(np.array([[1.0, 1.0], [8.0, 1.0]])).tolist() == [0, 1]
+
+
+def test_frozen_prototypes_on_a_fixed_encoder_and_its_checks():
+    from metaecom.methods import FrozenPrototypes
+
+    encoder = _encoder(1)
+    before = [p.detach().clone() for p in encoder.parameters()]
+    method = FrozenPrototypes(encoder, name="prototypes of a fixed MLP")
+    sampler = FewShotSampler(Y, n_way=5, k_shot=2, n_query=3, classes=TEST, seed=4)
+    e = sampler.sample()
+    with torch.no_grad():
+        z = encoder(torch.as_tensor(X[e.support]))
+    centres = prototypes(z, torch.as_tensor(e.support_y), 5)
+    with torch.no_grad():
+        expected = (-torch.cdist(encoder(torch.as_tensor(X[e.query])), centres).pow(2)).argmax(dim=1).numpy()
+    np.testing.assert_array_equal(method.adapt(X[e.support], e.support_y).predict(X[e.query]), expected)
+    assert method.name == "prototypes of a fixed MLP"
+    assert all(torch.equal(a, b) for a, b in zip(encoder.parameters(), before))
+    with pytest.raises(ValueError, match="distance must be"):
+        FrozenPrototypes(distance="manhattan")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from metaecom.methods import accuracy, check_query, check_support
 from metaecom.methods import Distillation, Ensemble, FineTune, LinearProbe, ParameterAveraging, Scratch, pretrain
@@ -140,3 +141,17 @@ def test_reusing_adapted_members_gives_the_same_predictions(pretrained):
         student.adapt(X[:9], np.repeat(np.arange(3), 3), teacher=members[0].adapt(x, y))
     with pytest.raises(ValueError, match="at least one adapted model"):
         Ensemble.combine([])
+
+
+def test_logistic_regression_head_carries_the_tables_name_and_linear_probe_is_the_same_class():
+    from metaecom.methods import LogisticRegressionHead
+
+    assert LinearProbe is LogisticRegressionHead
+    assert LogisticRegressionHead().name == "logistic regression"
+    assert LogisticRegressionHead(body=nn.Identity()).name == "feature-based transfer"
+    assert LogisticRegressionHead(name="LR").name == "LR"
+    support_y = np.array([0, 0, 1, 1])
+    adapted = LogisticRegressionHead(C=0.5).adapt(X[:4], support_y)
+    from sklearn.linear_model import LogisticRegression
+    reference = LogisticRegression(C=0.5, max_iter=1000).fit(X[:4], support_y)
+    np.testing.assert_allclose(adapted.predict_proba(X[4:9]), reference.predict_proba(X[4:9]), rtol=1e-6)

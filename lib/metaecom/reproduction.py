@@ -26,13 +26,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from metaecom.evaluate import mean_ci
-from metaecom.methods.base import Method, accuracy
-from metaecom.progress import progress
-from metaecom.tasks import FewShotSampler
+from metaecom.evaluate import episode_accuracies, mean_ci  # episode_accuracies: re-exported
+from metaecom.methods.base import Method
 
 #: The four Omniglot settings every paper reports: (n_way, k_shot).
 OMNIGLOT_SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
@@ -58,22 +55,6 @@ def results_path(benchmark: str = "omniglot") -> Path:
 
 def setting_name(n_way: int, k_shot: int) -> str:
     return f"{n_way}-way {k_shot}-shot"
-
-
-def episode_accuracies(method: Method, x, labels, n_way: int, k_shot: int, n_query: int = 15,
-                       episodes: int = 1000, seed: int = 0, desc: str | None = None) -> np.ndarray:
-    """Accuracy (%) of ``method`` on each of ``episodes`` test episodes drawn from ``labels``.
-
-    The episodes depend only on ``labels``, the setting and ``seed``, so every method
-    evaluated with the same arguments sees exactly the same tasks (paired comparison).
-    """
-    sampler = FewShotSampler(labels, n_way, k_shot, n_query, seed=seed)
-    scores = np.empty(episodes)
-    for i in progress(range(episodes), desc=desc, disable=desc is None):
-        e = sampler.sample()
-        adapted = method.adapt(x[e.support], e.support_y)
-        scores[i] = 100.0 * accuracy(adapted, x[e.query], e.query_y)
-    return scores
 
 
 def evaluate_settings(method: Method, x, labels, settings=OMNIGLOT_SETTINGS, n_query: int = 15,

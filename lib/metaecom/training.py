@@ -9,7 +9,13 @@
 - :func:`fit_regression` -- plain gradient training of a (batched) regressor, with
   predictions at checkpoints: the non-meta-learning baselines of the first chapters.
 - :func:`train_with_early_stopping` -- train in rounds, score on validation tasks after
-  each, keep the best round's weights, and return the whole curve.
+  each, keep the best round's weights, and return the whole curve: the one early-stopping
+  loop, for any training that can be run a given number of steps at a time.
+- :func:`meta_train_with_early_stopping` -- that loop for any :class:`MetaLearner` (MAML,
+  ANIL, Reptile, ProtoNet, CNP, MANN, ...): validation before meta-training and after
+  every ``every`` meta-steps, the best weights restored, and an
+  :class:`EarlyStoppingResult` saying which step was kept and whether meta-training
+  improved on the starting weights at all.
 
 One name per concept, used by every method: ``meta_steps`` (outer updates),
 ``tasks_per_step`` (tasks per outer update), ``meta_lr`` (outer learning rate),
@@ -22,6 +28,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -226,7 +233,12 @@ def train_with_early_stopping(train: Callable[[int], float], validate: Callable[
     ``train(steps)`` trains for that many steps and returns the mean training loss of the
     round; ``validate()`` returns a score, lower is better unless ``higher_is_better``.
     Returns one row per round: ``step``, ``train_loss`` (NaN for step 0) and ``validation``;
-    the attribute ``best_step`` of the returned frame names the round that was kept.
+    the attribute ``best_step`` of the returned frame names the round that was kept, and
+    ``improved`` says whether it is later than step 0. Only a strictly better score moves
+    the kept round, so a tie keeps the earlier (shorter) one; ``best_step == 0`` means
+    training did not improve on the starting weights, which are then restored exactly.
+    For a :class:`MetaLearner`, :func:`meta_train_with_early_stopping` builds ``train`` and
+    ``modules`` for you.
     """
     if every < 1 or max_steps < 0:
         raise ValueError(f"every must be >= 1 and max_steps >= 0, got {every} and {max_steps}")
@@ -252,4 +264,101 @@ def train_with_early_stopping(train: Callable[[int], float], validate: Callable[
         module.load_state_dict(state)
     curve = pd.DataFrame(rows)
     curve.attrs["best_step"] = best_step
+    curve.attrs["improved"] = best_step > 0
     return curve
+
+
+@dataclass
+class EarlyStoppingResult:
+    """What :func:`meta_train_with_early_stopping` kept, and the curve it chose from.
+
+    - ``kept_step``: the number of meta-steps behind the weights the method now has.
+      **0 means meta-training did not improve the validation score over the starting
+      weights**; the method was restored to exactly those weights and should be reported
+      as "not improved by meta-training", not as a meta-trained model.
+    - ``improved``: ``kept_step > 0``.
+    - ``start_score`` / ``kept_score``: the validation score before meta-training and at
+      the kept step.
+    - ``trained_steps``: meta-steps run in all, over ``len(curve) - 1`` rounds; the method's
+      ``history`` and ``tasks_seen`` count all of them, not only those up to the kept step.
+    - ``curve``: one row per validation check -- ``step``, ``train_loss`` (mean meta-loss
+      of the round; NaN at step 0) and ``validation``.
+    """
+
+    kept_step: int
+    improved: bool
+    start_score: float
+    kept_score: float
+    trained_steps: int
+    higher_is_better: bool
+    curve: pd.DataFrame
+
+    def __str__(self) -> str:
+        if not self.improved:
+            return (f"kept step 0: not improved by meta-training (validation {self.start_score:.4g} before; "
+                    f"{self.trained_steps} meta-steps tried)")
+        return (f"kept step {self.kept_step} of {self.trained_steps}: validation {self.start_score:.4g} before "
+                f"meta-training, {self.kept_score:.4g} at the kept step")
+
+
+def _continuing(tasks, batch_size: int, seed: int):
+    """The tasks that one uninterrupted ``meta_train_tasks(tasks, ...)`` call would draw, as an
+    endless iterator, so meta-training in rounds draws them in the same order (a later
+    round continues where the previous one stopped instead of replaying its draws)."""
+    next_batch = task_batches(tasks, batch_size, np.random.default_rng(seed))
+    while True:
+        yield from next_batch()
+
+
+def meta_train_with_early_stopping(method: MetaLearner, validate: Callable[[], float], max_steps: int,
+                                   every: int, *, tasks=None, x=None, y=None, higher_is_better: bool = False,
+                                   replay_draws: bool = False, desc: str | None = None) -> EarlyStoppingResult:
+    """Meta-train any :class:`MetaLearner` with its meta-training budget chosen on validation.
+
+    Meta-trains ``method`` in rounds of ``every`` meta-steps, up to ``max_steps``; calls
+    ``validate()`` (a number: e.g. the mean accuracy or error on validation tasks that are
+    not meta-trained on) before any meta-training and after every round; at the end
+    restores the weights of every module of ``method.modules()`` (Meta-SGD's learned rates
+    and batch-norm statistics included) to the best-scoring check. Lower is better unless
+    ``higher_is_better``. The meta-training data is either ``tasks`` (anything
+    :meth:`MetaLearner.meta_train_tasks` takes: a sequence, a callable ``tasks(rng)`` or an
+    iterator) or labelled data ``x, y`` for the method's own ``meta_train(x, y,
+    meta_steps=...)``, which draws fresh episodes each round.
+
+    With ``tasks``, the rounds draw the tasks one uninterrupted ``meta_train_tasks`` call
+    would draw, in the same order. ``replay_draws=True`` instead restarts the draws every
+    round (each round then sees the same ``every`` batches), which is what
+    :func:`metaecom.cases.recommendation.meta_train_early_stopping` always did; it exists
+    only so that results computed that way can be reproduced. What is *not* carried over
+    between rounds is the torch random state (each training call reseeds it) and, for the
+    metric methods, Adam's state and learning-rate schedule (they restart every call).
+
+    Returns an :class:`EarlyStoppingResult`. Its ``kept_step`` is the meta-step of the kept
+    weights: **``kept_step == 0`` means meta-training never beat the starting weights on
+    validation; the method then has exactly its starting weights and should be reported as
+    "not improved by meta-training".** Ties keep the earlier step.
+    """
+    if (tasks is None) == (x is None):
+        raise ValueError("pass the meta-training data either as tasks=... or as x=..., y=... (exactly one)")
+    if x is not None and y is None:
+        raise ValueError("x was given without its labels y")
+    if not isinstance(method, MetaLearner):
+        raise TypeError(f"{type(method).__name__} is not a MetaLearner: use train_with_early_stopping with a "
+                        "train(steps) function and the modules to restore")
+    if tasks is not None and not replay_draws:
+        tasks = _continuing(tasks, method.tasks_per_step, method.seed)
+
+    def train(steps: int) -> float:
+        if tasks is not None:
+            method.meta_train_tasks(tasks, meta_steps=steps)
+        else:
+            method.meta_train(x, y, meta_steps=steps)
+        return float(np.mean(method.history[-steps:]))
+
+    curve = train_with_early_stopping(train, validate, method.modules(), max_steps, every,
+                                      higher_is_better=higher_is_better, desc=desc)
+    kept = int(curve.attrs["best_step"])
+    scores = curve.set_index("step")["validation"]
+    return EarlyStoppingResult(kept_step=kept, improved=kept > 0, start_score=float(scores.loc[0]),
+                               kept_score=float(scores.loc[kept]), trained_steps=int(curve["step"].iloc[-1]),
+                               higher_is_better=higher_is_better, curve=curve)

@@ -13,9 +13,10 @@ separate meta-learning code.
 Baselines, fitted on the warm (meta-training) ratings and given each test user's support
 ratings at test time:
 
-- :class:`ItemMean` — the item's mean rating (shrunk towards the global mean); a new item
-  gets the global mean. ``user_offset=True`` adds the user's mean residual on the support
-  set, the cheapest possible personalisation.
+- :class:`~metaecom.baselines.ItemMean` — the item's mean rating (shrunk towards the
+  global mean); a new item gets the global mean. ``user_offset=True`` adds the user's mean
+  residual on the support set, the cheapest possible personalisation. It lives with the
+  other baselines in :mod:`metaecom.baselines` and is imported here for the chapter.
 - :class:`BiasedMF` — biased matrix factorisation ``mu + b_u + b_i + p_u . q_i`` trained on
   the warm ratings; a new user is *folded in* by ridge regression of their support
   ratings on the fixed item factors; a new item has ``b_i = 0, q_i = 0``.
@@ -36,10 +37,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from metaecom.baselines import ItemMean  # noqa: F401  (one implementation, in metaecom.baselines)
 from metaecom.progress import progress
 from metaecom.ranking import user_metrics
 from metaecom.tasks.episodes import Episode
-from metaecom.training import train_with_early_stopping
+from metaecom.training import meta_train_with_early_stopping
 
 
 # Lee et al. (2019), Table 2, MovieLens columns: (MAE, nDCG@1, nDCG@3) per scenario for MeLU
@@ -81,36 +83,6 @@ def fit_global(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int = 10,
             total += loss.item() * len(batch)
         losses.append(total / len(x_t))
     return losses
-
-
-class ItemMean:
-    """Item mean rating from the training ratings, shrunk towards the global mean with
-    ``prior`` pseudo-ratings; unknown items get the global mean. With ``user_offset``,
-    add the user's mean residual on their support ratings (shrunk the same way)."""
-
-    def __init__(self, prior: float = 5.0, user_offset: bool = False):
-        if prior < 0:
-            raise ValueError(f"prior must be >= 0, got {prior}")
-        self.prior, self.user_offset = prior, user_offset
-
-    def fit(self, item_ids, ratings) -> "ItemMean":
-        ratings = np.asarray(ratings, dtype=float)
-        if len(ratings) == 0:
-            raise ValueError("ItemMean needs at least one training rating")
-        self.global_mean = float(ratings.mean())
-        stats = pd.DataFrame({"item": np.asarray(item_ids), "r": ratings}).groupby("item")["r"].agg(["sum", "count"])
-        self.means = ((stats["sum"] + self.prior * self.global_mean) / (stats["count"] + self.prior)).to_dict()
-        return self
-
-    def item_means(self, item_ids) -> np.ndarray:
-        return np.array([self.means.get(i, self.global_mean) for i in np.asarray(item_ids).tolist()])
-
-    def predict(self, support_items, support_ratings, query_items) -> np.ndarray:
-        prediction = self.item_means(query_items)
-        if self.user_offset:
-            residual = np.asarray(support_ratings, dtype=float) - self.item_means(support_items)
-            prediction = prediction + residual.sum() / (len(residual) + self.prior)
-        return prediction
 
 
 class BiasedMF:
@@ -212,10 +184,14 @@ def meta_train_early_stopping(method, tasks, validate: Callable[[], float], max_
     ``validation``; row ``step=0`` is the score before any meta-training. Early stopping on
     held-out users is what keeps a meta-learner from memorising its few hundred training
     users, whose attributes nearly identify them.
-    """
-    def train(steps: int) -> float:
-        method.meta_train_tasks(tasks, meta_steps=steps)
-        return float(np.mean(method.history[-steps:]))
 
-    curve = train_with_early_stopping(train, validate, [method.model], max_steps, every, desc=desc)
-    return curve.rename(columns={"train_loss": "meta_loss"})
+    Kept for the cold-start chapter's results: every round restarts the task draws, so
+    each round trains on the same ``every`` batches of users (``replay_draws=True``). New
+    code should call :func:`metaecom.training.meta_train_with_early_stopping`, whose rounds
+    continue the draws and whose result names the kept step (0: not improved).
+    """
+    result = meta_train_with_early_stopping(method, validate, max_steps, every, tasks=tasks, replay_draws=True,
+                                            desc=desc)
+    curve = result.curve.rename(columns={"train_loss": "meta_loss"})
+    curve.attrs.update(result.curve.attrs)
+    return curve

@@ -7,10 +7,12 @@ support set (``adapt(support_x, support_y) -> Adapted``), and predicts on its qu
 inherit the one training loop of :class:`metaecom.training.MetaLearner`.
 
 - :mod:`~metaecom.methods.base`       -- the interface, input checks, the two losses
-- :mod:`~metaecom.methods.transfer`   -- the baselines to beat: fine-tuning, linear
-  probes, feature-based transfer, ensembles, parameter averaging, distillation
+- :mod:`~metaecom.methods.transfer`   -- the baselines to beat: fine-tuning, logistic
+  regression on frozen features, feature-based transfer, ensembles, parameter
+  averaging, distillation
 - :mod:`~metaecom.methods.metric`     -- ProtoNet, MatchingNet, RelationNet, SiameseNet
-  (and the untrained nearest neighbour): adaptation is a forward pass
+  (and the untrained nearest neighbour and frozen prototypes): adaptation is a forward
+  pass
 - :mod:`~metaecom.methods.functional` -- the functional inner loop of the gradient methods
 - :mod:`~metaecom.methods.gradient`   -- what MAML and Reptile share (tensors, adaptation)
 - :mod:`~metaecom.methods.maml`       -- MAML, FOMAML, ANIL, Meta-SGD: one meta-loss
@@ -21,6 +23,12 @@ inherit the one training loop of :class:`metaecom.training.MetaLearner`.
 - :mod:`~metaecom.methods.mann`       -- the memory-augmented neural network
 - :mod:`~metaecom.methods.cnp`        -- Conditional Neural Processes
 - :mod:`~metaecom.methods.pretrained` -- fine-tuning a large pretrained encoder's top layers
+
+A method's ``name`` is the label the book's tables print (e.g. ``"logistic regression"``
+for :class:`LogisticRegressionHead`, ``"prototypes, frozen"`` for
+:class:`FrozenPrototypes`); :func:`metaecom.evaluate.episode_scores` labels its rows with
+it. Regression baselines that need no network (ridge per unit, pooled ridge, partial
+pooling, the item-mean rating baseline) are in :mod:`metaecom.baselines`.
 """
 
 from metaecom.methods.attention import AttentionMemory, attention_read
@@ -30,22 +38,24 @@ from metaecom.methods.cnp import CNP, CNPClassifier
 from metaecom.methods.gradient import GradientMethod
 from metaecom.methods.maml import ANIL, FOMAML, MAML, MetaSGD
 from metaecom.methods.mann import MANN
-from metaecom.methods.metric import MatchingNet, MetricMethod, NearestNeighbour, ProtoNet, RelationNet, SiameseNet
+from metaecom.methods.metric import (FrozenPrototypes, MatchingNet, MetricMethod, NearestNeighbour, ProtoNet,
+                                    RelationNet, SiameseNet)
 from metaecom.methods.pretrained import EncoderFineTune, TokenStates
 from metaecom.methods.reptile import Reptile
-from metaecom.methods.transfer import (Distillation, Ensemble, FineTune, LinearProbe, ParameterAveraging, Scratch,
-                                       pretrain)
+from metaecom.methods.transfer import (Distillation, Ensemble, FineTune, LinearProbe, LogisticRegressionHead,
+                                       ParameterAveraging, Scratch, pretrain)
 
 __all__ = [
     "Adapted", "Method", "RegressionAdapted", "accuracy", "check_query", "check_support", "cross_entropy",
     "squared_error",
     # metric-based
-    "MetricMethod", "ProtoNet", "MatchingNet", "RelationNet", "SiameseNet", "NearestNeighbour",
+    "MetricMethod", "ProtoNet", "MatchingNet", "RelationNet", "SiameseNet", "NearestNeighbour", "FrozenPrototypes",
     # optimization-based
     "GradientMethod", "MAML", "FOMAML", "ANIL", "MetaSGD", "Reptile",
     # memory-based
     "AttentionMemory", "attention_read", "MANN", "CNP", "CNPClassifier",
     # transfer baselines and large pretrained models
-    "Scratch", "FineTune", "LinearProbe", "Ensemble", "ParameterAveraging", "Distillation", "pretrain",
+    "Scratch", "FineTune", "LogisticRegressionHead", "LinearProbe",  # LinearProbe: deprecated alias
+    "Ensemble", "ParameterAveraging", "Distillation", "pretrain",
     "EncoderFineTune", "TokenStates",
 ]

@@ -19,8 +19,9 @@ the query loss. They differ only in how a query is scored:
   the score always falls with distance), trained with binary cross-entropy on
   (query, support) pairs; a query's class score is its best match in that class.
 
-:class:`NearestNeighbour` is the untrained baseline they all refine: the class of the
-most similar support example.
+:class:`NearestNeighbour` and :class:`FrozenPrototypes` are the untrained baselines they
+refine: the class of the most similar support example, and ProtoNet's rule (nearest
+class mean) on fixed features, with no meta-training.
 """
 
 from __future__ import annotations
@@ -41,6 +42,26 @@ def prototypes(support_z: torch.Tensor, support_y: torch.Tensor, n_way: int) -> 
     """Mean embedding of each class: ``[n_way, dim]``."""
     one_hot = F.one_hot(support_y, n_way).to(support_z.dtype)
     return (one_hot.T @ support_z) / one_hot.sum(dim=0).unsqueeze(1)
+
+
+DISTANCES = ("euclidean", "cosine")
+
+
+def prototype_scores(support_z: torch.Tensor, support_y: torch.Tensor, query_z: torch.Tensor, n_way: int,
+                     distance: str = "euclidean", scale: float = 10.0) -> torch.Tensor:
+    """ProtoNet's class scores ``[n_query, n_way]``: minus the squared Euclidean distance of
+    each query to each class's prototype, or (``distance="cosine"``) ``scale`` times their
+    cosine similarity."""
+    centres = prototypes(support_z, support_y, n_way)
+    if distance == "cosine":
+        return scale * F.normalize(query_z, dim=1) @ F.normalize(centres, dim=1).T
+    return -torch.cdist(query_z, centres).pow(2)
+
+
+def _check_distance(distance: str) -> str:
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be 'euclidean' or 'cosine', got {distance!r}")
+    return distance
 
 
 class MetricMethod(MetaLearner, Method):
@@ -145,21 +166,20 @@ class _MetricAdapted(Adapted):
 
 class ProtoNet(MetricMethod):
     """Prototypical Networks: score = minus squared Euclidean distance to each prototype
-    (``distance="cosine"``: ``scale`` times the cosine similarity instead)."""
+    (``distance="cosine"``: ``scale`` times the cosine similarity instead).
+
+    The rule without meta-training, on fixed features, is :class:`FrozenPrototypes` (not
+    ``ProtoNet(nn.Identity(), ...)``, whose ``n_way`` and training settings mean nothing).
+    """
 
     name = "ProtoNet"
 
     def __init__(self, encoder: nn.Module, distance: str = "euclidean", scale: float = 10.0, **kwargs):
-        if distance not in ("euclidean", "cosine"):
-            raise ValueError(f"distance must be 'euclidean' or 'cosine', got {distance!r}")
-        self.distance, self.scale = distance, scale
+        self.distance, self.scale = _check_distance(distance), scale
         super().__init__(encoder, **kwargs)
 
     def scores(self, support_z, support_y, query_z, n_way):
-        centres = prototypes(support_z, support_y, n_way)
-        if self.distance == "cosine":
-            return self.scale * F.normalize(query_z, dim=1) @ F.normalize(centres, dim=1).T
-        return -torch.cdist(query_z, centres).pow(2)
+        return prototype_scores(support_z, support_y, query_z, n_way, self.distance, self.scale)
 
 
 class MatchingNet(MetricMethod):
@@ -282,3 +302,46 @@ class _NearestAdapted(Adapted):
     def _proba(self, x):
         nearest = (self.method._embed(x) @ self.support_z.T).argmax(dim=1)
         return F.one_hot(self.support_y[nearest], self.n_classes).to(torch.float32).numpy()
+
+
+class FrozenPrototypes(Method):
+    """ProtoNet's rule on fixed features, with no meta-training: a query's class
+    probabilities are the softmax of its scores against each class's mean support
+    embedding (:func:`prototype_scores`: minus squared Euclidean distance, or ``scale``
+    times the cosine similarity with ``distance="cosine"``).
+
+    The features are the inputs themselves (``encoder=None``, e.g. sentence embeddings) or
+    the output of a fixed ``encoder`` (used in eval mode, never trained). It is what a
+    meta-trained :class:`ProtoNet` has to beat; its table label ``name`` is
+    ``"prototypes, frozen"`` unless ``name=`` says otherwise. The number of classes comes
+    from each support set.
+    """
+
+    def __init__(self, encoder: nn.Module | None = None, distance: str = "euclidean", scale: float = 10.0,
+                 name: str | None = None):
+        self.encoder, self.distance, self.scale = encoder, _check_distance(distance), scale
+        self.name = name or "prototypes, frozen"
+
+    def _embed(self, x: np.ndarray) -> torch.Tensor:
+        z = torch.as_tensor(x, dtype=torch.float32)
+        if self.encoder is not None:
+            self.encoder.eval()
+            first = next(self.encoder.parameters(), None)
+            with torch.no_grad():
+                z = self.encoder(z if first is None else z.to(first.device)).cpu()
+        return z
+
+    def adapt(self, support_x, support_y) -> Adapted:
+        x, y, n = check_support(support_x, support_y)
+        return _PrototypesAdapted(self, self._embed(x), torch.as_tensor(y), n, x.shape[1:])
+
+
+class _PrototypesAdapted(Adapted):
+    def __init__(self, method: FrozenPrototypes, support_z, support_y, n_classes: int, feature_shape):
+        self.method, self.support_z, self.support_y = method, support_z, support_y
+        self.n_classes, self.feature_shape = n_classes, tuple(feature_shape)
+
+    def _proba(self, x):
+        m = self.method
+        scores = prototype_scores(self.support_z, self.support_y, m._embed(x), self.n_classes, m.distance, m.scale)
+        return torch.softmax(scores, dim=1).numpy()

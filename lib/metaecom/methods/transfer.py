@@ -9,9 +9,11 @@ supervised learning. All work on fixed input features (e.g. sentence embeddings 
 - :func:`pretrain` -- train the MLP on the meta-training classes (the *source* task).
 - :class:`FineTune` -- start from the pretrained MLP, replace its head, train all layers
   (``layers="all"``) or the new head only (``layers="head"``) on the support set.
-- :class:`LinearProbe` -- logistic regression on frozen features: on the input features
-  themselves (the large pretrained model's embeddings), or, with ``body``, on the hidden
-  features of a network pretrained on the source classes (feature-based transfer).
+- :class:`LogisticRegressionHead` -- logistic regression on frozen features: on the input
+  features themselves (the large pretrained model's embeddings; tables call it "logistic
+  regression"), or, with ``body``, on the hidden features of a network pretrained on the
+  source classes ("feature-based transfer"). ``LinearProbe`` is its former name, kept as
+  an alias until the chapters use the new one.
 - :class:`Ensemble` -- average the class probabilities of several adapted methods.
 - :class:`ParameterAveraging` -- fine-tune several copies from the same pretrained
   weights, then average their *weights* into one model ("model soup").
@@ -160,12 +162,18 @@ class _OneClass:
         return np.ones((len(x), 1))
 
 
-class LinearProbe(Method):
-    """Logistic regression on frozen features: the inputs, or a pretrained ``body``'s output."""
+class LogisticRegressionHead(Method):
+    """Logistic regression (scikit-learn, L2 penalty ``1/C``) fitted on a task's support set,
+    on frozen features: the inputs themselves, or a pretrained ``body``'s output.
 
-    def __init__(self, body: nn.Module | None = None, C: float = 1.0):
+    Its ``name`` is the label the book's tables print: ``"logistic regression"``, or
+    ``"feature-based transfer"`` with a ``body``; ``name=`` overrides it. (Called a *linear
+    probe* in the representation-learning literature; the tables name what is fitted.)
+    """
+
+    def __init__(self, body: nn.Module | None = None, C: float = 1.0, name: str | None = None):
         self.body, self.C = body, C
-        self.name = "linear probe" if body is None else "feature-based transfer"
+        self.name = name or ("logistic regression" if body is None else "feature-based transfer")
 
     def _features(self, x: np.ndarray) -> np.ndarray:
         if self.body is None:
@@ -183,6 +191,11 @@ class LinearProbe(Method):
             warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
             classifier = LogisticRegression(C=self.C, max_iter=1000).fit(self._features(x), y)
         return _SklearnAdapted(classifier, self._features, x.shape[1], n)
+
+
+#: Former name of :class:`LogisticRegressionHead` (deprecated: the chapters and tables call
+#: the method "logistic regression"); the same class, kept until the notebooks are updated.
+LinearProbe = LogisticRegressionHead
 
 
 class _AverageAdapted(Adapted):
