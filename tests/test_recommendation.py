@@ -235,9 +235,10 @@ def test_early_stopping_restores_the_best_round():
         snapshots.append(copy.deepcopy(model.state_dict()))
         return next(scores)
 
-    from metaecom.cases.recommendation import meta_train_early_stopping
-    history = meta_train_early_stopping(melu, tasks, validate, max_steps=10, every=4)
-    assert list(history["step"]) == [0, 4, 8, 10]
+    from metaecom.training import meta_train_with_early_stopping
+    result = meta_train_with_early_stopping(melu, validate, max_steps=10, every=4, tasks=tasks)
+    history = result.curve
+    assert list(history["step"]) == [0, 4, 8, 10] and result.kept_step == 4 and result.improved
     assert len(melu.history) == 10
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, snapshots[1][name])

@@ -312,7 +312,7 @@ def _continuing(tasks, batch_size: int, seed: int):
 
 def meta_train_with_early_stopping(method: MetaLearner, validate: Callable[[], float], max_steps: int,
                                    every: int, *, tasks=None, x=None, y=None, higher_is_better: bool = False,
-                                   replay_draws: bool = False, desc: str | None = None) -> EarlyStoppingResult:
+                                   desc: str | None = None) -> EarlyStoppingResult:
     """Meta-train any :class:`MetaLearner` with its meta-training budget chosen on validation.
 
     Meta-trains ``method`` in rounds of ``every`` meta-steps, up to ``max_steps``; calls
@@ -326,10 +326,8 @@ def meta_train_with_early_stopping(method: MetaLearner, validate: Callable[[], f
     meta_steps=...)``, which draws fresh episodes each round.
 
     With ``tasks``, the rounds draw the tasks one uninterrupted ``meta_train_tasks`` call
-    would draw, in the same order. ``replay_draws=True`` instead restarts the draws every
-    round (each round then sees the same ``every`` batches), which is what
-    :func:`metaecom.cases.recommendation.meta_train_early_stopping` always did; it exists
-    only so that results computed that way can be reproduced. What is *not* carried over
+    would draw, in the same order (restarting the draws every round would train every
+    round on the same ``every`` batches of tasks). What is *not* carried over
     between rounds is the torch random state (each training call reseeds it) and, for the
     metric methods, Adam's state and learning-rate schedule (they restart every call).
 
@@ -345,7 +343,7 @@ def meta_train_with_early_stopping(method: MetaLearner, validate: Callable[[], f
     if not isinstance(method, MetaLearner):
         raise TypeError(f"{type(method).__name__} is not a MetaLearner: use train_with_early_stopping with a "
                         "train(steps) function and the modules to restore")
-    if tasks is not None and not replay_draws:
+    if tasks is not None:
         tasks = _continuing(tasks, method.tasks_per_step, method.seed)
 
     def train(steps: int) -> float:

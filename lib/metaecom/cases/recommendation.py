@@ -172,26 +172,3 @@ def evaluate_episodes(predict: Callable[[Episode], np.ndarray], episodes: Sequen
         rows.append({"user": episode.task, "n_support": len(episode.support),
                      **user_metrics(predicted, episode.query_y, ks)})
     return pd.DataFrame(rows)
-
-
-def meta_train_early_stopping(method, tasks, validate: Callable[[], float], max_steps: int, every: int,
-                              desc: str | None = None) -> pd.DataFrame:
-    """Meta-train ``method`` (e.g. an ANIL) in rounds of ``every`` meta-steps, up to
-    ``max_steps``; after each round ``validate()`` scores it (lower is better, e.g. the MAE
-    on validation users). The model's weights are restored to the best round at the end.
-
-    Returns one row per round: ``step``, ``meta_loss`` (mean over the round) and
-    ``validation``; row ``step=0`` is the score before any meta-training. Early stopping on
-    held-out users is what keeps a meta-learner from memorising its few hundred training
-    users, whose attributes nearly identify them.
-
-    Kept for the cold-start chapter's results: every round restarts the task draws, so
-    each round trains on the same ``every`` batches of users (``replay_draws=True``). New
-    code should call :func:`metaecom.training.meta_train_with_early_stopping`, whose rounds
-    continue the draws and whose result names the kept step (0: not improved).
-    """
-    result = meta_train_with_early_stopping(method, validate, max_steps, every, tasks=tasks, replay_draws=True,
-                                            desc=desc)
-    curve = result.curve.rename(columns={"train_loss": "meta_loss"})
-    curve.attrs.update(result.curve.attrs)
-    return curve
