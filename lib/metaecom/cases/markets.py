@@ -158,7 +158,9 @@ def _refuse_or_warn(bad: pd.DataFrame, shape: tuple[int, int], drop: bool, where
                 f"from separate invoices: {listed}")
     if not drop:
         raise ValueError(f"{where}: {headline}. Pass drop_infeasible=True to leave them out, or ask for fewer lines.")
-    warnings.warn(f"{where} left out {headline}", stacklevel=3)
+    noun = "country" if len(bad) == 1 else "countries"
+    warnings.warn(f"{where} left out {len(bad)} {noun} that cannot supply episodes of {shape[0]} support and "
+                  f"{shape[1]} query lines from separate invoices: {listed}", stacklevel=3)
 
 
 def _subset_in_range(sizes: np.ndarray, low: int, high: int) -> list[int] | None:
