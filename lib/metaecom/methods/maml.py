@@ -98,7 +98,14 @@ class FOMAML(MAML):
 
 class ANIL(MAML):
     """Almost No Inner Loop (Raghu et al. 2020): the inner loop adapts only the head
-    (``head_names``, default the last ``nn.Linear``); the body is learned by the outer loop."""
+    (``head_names``, default the last ``nn.Linear``); the body is learned by the outer loop.
+
+    The "head" is whatever ``head_names`` lists, so ANIL is also the general "adapt these
+    layers, meta-learn the rest": MeLU's local update (Lee et al. 2019) is an ANIL whose
+    head is MeLU's decision layers (``head_names=model.decision_parameter_names()``), and
+    the low-rank adapter of the pretrained chapter one whose head is the adapter and the
+    output layer.
+    """
 
     name = "ANIL"
 
