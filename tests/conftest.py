@@ -34,8 +34,9 @@ os.environ.setdefault("METAECOM_SMOKE", "1")
 
 
 def notebooks() -> list[Path]:
-    """Every chapter notebook of the book."""
-    return sorted(p for p in BOOK.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    """Every chapter notebook of the book (assignments are tested in test_assignments.py)."""
+    return sorted(p for p in BOOK.rglob("*.ipynb")
+                  if ".ipynb_checkpoints" not in p.parts and "assignments" not in p.relative_to(BOOK).parts)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ one file and understand it:
 - :mod:`metaecom.encoder`  -- the bundled pretrained sentence encoder (MiniLM)
 - :mod:`metaecom.cases`    -- what the case studies reuse (recommendation, markets, ...)
 - :mod:`metaecom.reproduction`, :mod:`metaecom.plots` -- results files and figures
+- :mod:`metaecom.assignments` -- course assignments: release, sandboxed papermill grading
 - :mod:`metaecom.scripts`  -- reproductions and benchmarks run with ``python -m``
 """
 
