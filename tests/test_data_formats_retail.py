@@ -6,7 +6,6 @@ feasibility before training. Fixtures are made here; the real data only where ma
 from __future__ import annotations
 
 import itertools
-import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -21,11 +20,7 @@ from metaecom.data import read_online_retail, retail
 from metaecom.data.problems import data_problems
 from metaecom.data.schema import SchemaError
 
-MIRROR = os.environ.get("METAECOM_DATA_MIRROR")
-needs_mirror = pytest.mark.skipif(
-    not MIRROR or not Path(MIRROR).is_dir(),
-    reason="METAECOM_DATA_MIRROR is not set to the offline data mirror (CI sets it to ../shared/data)",
-)
+from mirror import MIRROR, needs_mirror, use_private_cache
 SCHEMA = {"invoice": "string", "stock_code": "string", "description": "string", "quantity": "int32",
           "invoice_date": "datetime64[s]", "unit_price": "float64", "customer_id": "Int32", "country": "category"}
 II_NAMES = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
@@ -35,7 +30,7 @@ OLD_NAMES = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate",
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
     """Parsed tables go to a cache shared by this test module, never the reader's."""
-    monkeypatch.setenv("METAECOM_DATA_CACHE", str(tmp_path_factory.getbasetemp() / "data-cache"))
+    use_private_cache(tmp_path_factory, monkeypatch, "data-cache")
 
 
 def _lines(rows, names=II_NAMES) -> pd.DataFrame:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -20,17 +19,13 @@ from metaecom.data.problems import data_problems
 from metaecom.data.rating_log import DuplicateRatingsError
 from metaecom.data.schema import SchemaError
 
-MIRROR = os.environ.get("METAECOM_DATA_MIRROR")
-needs_mirror = pytest.mark.skipif(
-    not MIRROR or not Path(MIRROR).is_dir(),
-    reason="METAECOM_DATA_MIRROR is not set to the offline data mirror (CI sets it to ../shared/data)",
-)
+from mirror import MIRROR, needs_mirror, use_private_cache
 
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
     """Parsed tables go to a cache of this test module, never the reader's."""
-    monkeypatch.setenv("METAECOM_DATA_CACHE", str(tmp_path_factory.getbasetemp() / "formats-cache"))
+    use_private_cache(tmp_path_factory, monkeypatch, "formats-cache")
 
 
 def problem_counts(frame: pd.DataFrame) -> dict[str, int]:

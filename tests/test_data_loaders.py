@@ -4,9 +4,7 @@ small fixtures that the tests make themselves."""
 from __future__ import annotations
 
 import io
-import os
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,17 +14,13 @@ from metaecom.data import amazon, intents, movielens, omniglot, products, retail
 from metaecom.data.problems import data_problems
 from metaecom.data.registry import DataUnavailableError
 
-MIRROR = os.environ.get("METAECOM_DATA_MIRROR")
-needs_mirror = pytest.mark.skipif(
-    not MIRROR or not Path(MIRROR).is_dir(),
-    reason="METAECOM_DATA_MIRROR is not set to the offline data mirror (CI sets it to ../shared/data)",
-)
+from mirror import needs_mirror, use_private_cache
 
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
     """Parsed tables go to a cache shared by this test module, never the reader's."""
-    monkeypatch.setenv("METAECOM_DATA_CACHE", str(tmp_path_factory.getbasetemp() / "data-cache"))
+    use_private_cache(tmp_path_factory, monkeypatch, "data-cache")
 
 
 # --- the real data, from the mirror ----------------------------------------------------
