@@ -22,6 +22,7 @@ import nbformat
 import pytest
 
 from conftest import BOOK, ROOT
+from mirror import needs_mirror, use_private_cache
 from metaecom.assignments import landlock
 from metaecom.assignments.assemble import assemble, read_submission
 from metaecom.assignments.grade import find_submissions, grade, student_seed
@@ -381,3 +382,204 @@ def test_a_batch_of_bad_and_cheating_submissions_gets_exact_points_and_statuses(
     fake = (out / "executed" / "fake_pass.ipynb").read_text()
     assert "PASSED" in fake   # it printed its claim ... and earned nothing for it
     assert re.search(r"Score: \*\*0 / 15\*\*", (out / "feedback" / "fake_pass.md").read_text())
+
+
+# ------------------------------------------------- Assignment 4: cold-start evaluation
+
+A4_SOURCE = BOOK / "assignments" / "source" / "a4_coldstart_eval.ipynb"
+A4_RELEASED = BOOK / "assignments" / "a4_coldstart_eval.ipynb"
+A4_POINTS = {"q1_new_users": 2, "q1_no_leak": 1, "q2_ndcg": 2, "q2_ties": 2, "q3_episodes": 3,
+             "q4a_predictions": 3, "q4b_interval": 2}
+
+
+def test_a4_declares_its_points_and_limits():
+    assignment = load_assignment(A4_SOURCE)
+    assert {t.grade_id: t.points for t in assignment.tests} == A4_POINTS
+    assert assignment.max_points == 15 and assignment.id == "a4_coldstart_eval"
+    assert assignment.limit("time_limit_s") <= 300
+
+
+def test_a4_stored_student_version_is_the_release_of_the_source(tmp_path):
+    out = release(A4_SOURCE, tmp_path)
+    fresh = [(c.cell_type, c.source, c.metadata) for c in _read(out).cells]
+    stored = [(c.cell_type, c.source, c.metadata) for c in _read(A4_RELEASED).cells]
+    assert fresh == stored, "book/assignments/a4_coldstart_eval.ipynb is stale: release it again"
+    text = "\n".join(c.source for c in _read(A4_RELEASED).cells)
+    assert BEGIN_SOLUTION not in text and BEGIN_HIDDEN not in text and "record(" not in text
+
+
+def test_a4_lines_fit_the_page():
+    for path in (A4_SOURCE, A4_RELEASED):
+        long = [line for c in _read(path).cells for line in c.source.splitlines() if len(line) > 88]
+        assert not long, f"{path.name}: lines longer than 88 characters: {long[:2]}"
+
+
+@needs_mirror
+def test_a4_teacher_scores_full_marks_and_the_untouched_version_0(tmp_path, tmp_path_factory,
+                                                                   monkeypatch):
+    from metaecom.data import load_movielens_100k
+
+    use_private_cache(tmp_path_factory, monkeypatch, "a4-cache")
+    load_movielens_100k()   # fill the cache before grading; submissions may only read it
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    nbformat.write(_read(A4_SOURCE), str(folder / "teacher.ipynb"))
+    nbformat.write(_read(A4_RELEASED), str(folder / "untouched.ipynb"))
+    results = grade(A4_SOURCE, folder, tmp_path / "graded", workers=2, show_progress=False)
+    assert {r.student: (r.total, r.status) for r in results} == {
+        "teacher": (15, "ok"), "untouched": (0, "not-attempted")}
+
+
+def test_submissions_may_read_the_data_cache_also_where_it_is_the_default(monkeypatch, tmp_path):
+    from metaecom.assignments.grade import data_folders
+
+    monkeypatch.delenv("METAECOM_DATA_CACHE", raising=False)
+    monkeypatch.setenv("METAECOM_DATA_MIRROR", str(tmp_path))
+    assert data_folders() == [str(tmp_path), str(ROOT / "data" / "cache")]   # a checkout's cache
+    monkeypatch.setenv("METAECOM_DATA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("METAECOM_DATA_MIRROR")
+    assert data_folders() == [str(tmp_path / "cache")]
+
+
+# ------------------------------------------------- Assignment 2: prototypical networks
+
+A2_SOURCE = BOOK / "assignments" / "source" / "a2_prototypes.ipynb"
+A2_RELEASED = BOOK / "assignments" / "a2_prototypes.ipynb"
+A2_POINTS = {"q1_split": 1, "q1_episode": 3, "q2_prototypes": 3, "q3_loss": 3,
+             "q4_beats_frozen": 3, "q4_accuracy": 2}
+
+
+def test_a2_declares_its_points_and_limits():
+    assignment = load_assignment(A2_SOURCE)
+    assert {t.grade_id: t.points for t in assignment.tests} == A2_POINTS
+    assert assignment.max_points == 15 and assignment.id == "a2_prototypes"
+    assert assignment.limit("time_limit_s") <= 300
+
+
+def test_a2_stored_student_version_is_the_release_of_the_source(tmp_path):
+    out = release(A2_SOURCE, tmp_path)
+    fresh = [(c.cell_type, c.source, c.metadata) for c in _read(out).cells]
+    stored = [(c.cell_type, c.source, c.metadata) for c in _read(A2_RELEASED).cells]
+    assert fresh == stored, "book/assignments/a2_prototypes.ipynb is stale: release it again"
+    text = "\n".join(c.source for c in _read(A2_RELEASED).cells)
+    assert BEGIN_SOLUTION not in text and BEGIN_HIDDEN not in text and "record(" not in text
+
+
+def test_a2_lines_fit_the_page():
+    for path in (A2_SOURCE, A2_RELEASED):
+        long = [line for c in _read(path).cells for line in c.source.splitlines() if len(line) > 88]
+        assert not long, f"{path.name}: lines longer than 88 characters: {long[:2]}"
+
+
+@pytest.mark.slow
+@needs_mirror
+def test_a2_teacher_scores_full_marks_and_the_untouched_version_0(tmp_path, tmp_path_factory,
+                                                                   monkeypatch):
+    from metaecom.data import load_omniglot
+
+    use_private_cache(tmp_path_factory, monkeypatch, "a2-cache")
+    load_omniglot("background", 28)   # fill the cache before grading; submissions may only read it
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    nbformat.write(_read(A2_SOURCE), str(folder / "teacher.ipynb"))
+    nbformat.write(_read(A2_RELEASED), str(folder / "untouched.ipynb"))
+    results = grade(A2_SOURCE, folder, tmp_path / "graded", workers=2, show_progress=False)
+    assert {r.student: (r.total, r.status) for r in results} == {
+        "teacher": (15, "ok"), "untouched": (0, "not-attempted")}
+
+
+# -------------------------------------- Assignment 5: new intents, out-of-scope messages
+
+A5_SOURCE = BOOK / "assignments" / "source" / "a5_intents.ipynb"
+A5_RELEASED = BOOK / "assignments" / "a5_intents.ipynb"
+A5_POINTS = {"q1_logistic": 4, "q2_prototypes": 3, "q3a_auc": 2, "q3b_far": 2}
+
+
+def test_a5_declares_its_points_and_limits():
+    assignment = load_assignment(A5_SOURCE)
+    assert {t.grade_id: t.points for t in assignment.tests} == A5_POINTS
+    assert assignment.max_points == 11 and assignment.id == "a5_intents"
+    assert assignment.limit("time_limit_s") <= 300
+
+
+def test_a5_stored_student_version_is_the_release_of_the_source(tmp_path):
+    out = release(A5_SOURCE, tmp_path)
+    fresh = [(c.cell_type, c.source, c.metadata) for c in _read(out).cells]
+    stored = [(c.cell_type, c.source, c.metadata) for c in _read(A5_RELEASED).cells]
+    assert fresh == stored, "book/assignments/a5_intents.ipynb is stale: release it again"
+    text = "\n".join(c.source for c in _read(A5_RELEASED).cells)
+    assert BEGIN_SOLUTION not in text and BEGIN_HIDDEN not in text and "record(" not in text
+
+
+def test_a5_lines_fit_the_page():
+    for path in (A5_SOURCE, A5_RELEASED):
+        long = [line for c in _read(path).cells for line in c.source.splitlines() if len(line) > 88]
+        assert not long, f"{path.name}: lines longer than 88 characters: {long[:2]}"
+
+
+@needs_mirror
+def test_a5_teacher_scores_full_marks_and_the_untouched_version_0(tmp_path, tmp_path_factory,
+                                                                   monkeypatch):
+    import shutil
+
+    from metaecom.data import load_banking77
+    from metaecom.data.parsed import _key
+    from metaecom.data.registry import cache_dir
+    from metaecom.encoder import DEFAULT_MODEL, SentenceEncoder
+
+    texts = [str(t) for t in load_banking77()["text"]]
+    digest = __import__("hashlib").sha256("\x1e".join(texts).encode("utf-8")).hexdigest()
+    name = f"embeddings-{DEFAULT_MODEL}-{_key([DEFAULT_MODEL, digest])}.npy"
+    reader_copy = cache_dir() / "parsed" / name
+    use_private_cache(tmp_path_factory, monkeypatch, "a5-cache")
+    load_banking77()
+    if reader_copy.is_file():   # the chapter's embeddings: copy them, do not embed again
+        shutil.copy(reader_copy, cache_dir() / "parsed" / name)
+    SentenceEncoder().encode(texts)   # fill the cache; submissions may only read it
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    nbformat.write(_read(A5_SOURCE), str(folder / "teacher.ipynb"))
+    nbformat.write(_read(A5_RELEASED), str(folder / "untouched.ipynb"))
+    results = grade(A5_SOURCE, folder, tmp_path / "graded", workers=2, show_progress=False)
+    assert {r.student: (r.total, r.status) for r in results} == {
+        "teacher": (11, "ok"), "untouched": (0, "not-attempted")}
+
+
+# ------------------------------------------------- Assignment 3: MAML and Reptile
+
+A3_SOURCE = BOOK / "assignments" / "source" / "a3_maml_reptile.ipynb"
+A3_RELEASED = BOOK / "assignments" / "a3_maml_reptile.ipynb"
+A3_POINTS = {"q1_inner_loop": 3, "q2_meta_gradient": 4, "q3_reptile": 3, "q4_beats_pooled": 5}
+
+
+def test_a3_declares_its_points_and_limits():
+    assignment = load_assignment(A3_SOURCE)
+    assert {t.grade_id: t.points for t in assignment.tests} == A3_POINTS
+    assert assignment.max_points == 15 and assignment.id == "a3_maml_reptile"
+    assert assignment.limit("time_limit_s") <= 300
+
+
+def test_a3_stored_student_version_is_the_release_of_the_source(tmp_path):
+    out = release(A3_SOURCE, tmp_path)
+    fresh = [(c.cell_type, c.source, c.metadata) for c in _read(out).cells]
+    stored = [(c.cell_type, c.source, c.metadata) for c in _read(A3_RELEASED).cells]
+    assert fresh == stored, "book/assignments/a3_maml_reptile.ipynb is stale: release it again"
+    text = "\n".join(c.source for c in _read(A3_RELEASED).cells)
+    assert BEGIN_SOLUTION not in text and BEGIN_HIDDEN not in text and "record(" not in text
+
+
+def test_a3_lines_fit_the_page():
+    for path in (A3_SOURCE, A3_RELEASED):
+        long = [line for c in _read(path).cells for line in c.source.splitlines() if len(line) > 88]
+        assert not long, f"{path.name}: lines longer than 88 characters: {long[:2]}"
+
+
+@pytest.mark.slow
+def test_a3_teacher_scores_full_marks_and_the_untouched_version_0(tmp_path):
+    folder = tmp_path / "submissions"   # synthetic stores: no data to fetch
+    folder.mkdir()
+    nbformat.write(_read(A3_SOURCE), str(folder / "teacher.ipynb"))
+    nbformat.write(_read(A3_RELEASED), str(folder / "untouched.ipynb"))
+    results = grade(A3_SOURCE, folder, tmp_path / "graded", workers=2, show_progress=False)
+    assert {r.student: (r.total, r.status) for r in results} == {
+        "teacher": (15, "ok"), "untouched": (0, "not-attempted")}

@@ -51,6 +51,7 @@ from metaecom.assignments.markers import Assignment, load_assignment
 from metaecom.assignments.sandbox import readable_roots
 from metaecom.assignments.score import (CellProblem, ReferenceFailed, TestResult, cell_problems, hidden_payloads,
                                         score_test, status_of, stopped_at)
+from metaecom.data.registry import cache_dir
 from metaecom.progress import progress
 
 __all__ = ["Submission", "find_submissions", "student_seed", "grade"]
@@ -209,6 +210,12 @@ def _exposed(protected: list[Path], roots: list[str]) -> list[str]:
     return out
 
 
+def data_folders() -> list[str]:
+    """The folders a submission may read data from: the data mirror (if set) and the data
+    cache, by default ``data/cache`` in a checkout of the book (see ``cache_dir``)."""
+    return [p for p in (os.environ.get("METAECOM_DATA_MIRROR"), str(cache_dir())) if p]
+
+
 def grade(assignment_path: str | Path, submissions_dir: str | Path, out_dir: str | Path, *, workers: int = 2,
           timeout: float | None = None, cell_timeout: float | None = None, memory_mb: int | None = None,
           isolate: bool | None = None, salt: str = "", keep: bool = False,
@@ -233,7 +240,7 @@ def grade(assignment_path: str | Path, submissions_dir: str | Path, out_dir: str
               "cell_timeout": float(cell_timeout or assignment.limit("cell_time_limit_s")),
               "memory_mb": int(memory_mb or assignment.limit("memory_mb")),
               "threads": max(1, (os.cpu_count() or 1) // max(workers, 1))}
-    read_only = [p for p in (os.environ.get("METAECOM_DATA_MIRROR"), os.environ.get("METAECOM_DATA_CACHE")) if p]
+    read_only = data_folders()
     warnings = []
     if not isolate:
         warnings.append("submissions ran WITHOUT isolation (Landlock unavailable or switched off): a submission "
