@@ -392,26 +392,7 @@ A4_POINTS = {"q1_new_users": 2, "q1_no_leak": 1, "q2_ndcg": 2, "q2_ties": 2, "q3
              "q4a_predictions": 3, "q4b_interval": 2}
 
 
-def test_a4_declares_its_points_and_limits():
-    assignment = load_assignment(A4_SOURCE)
-    assert {t.grade_id: t.points for t in assignment.tests} == A4_POINTS
-    assert assignment.max_points == 15 and assignment.id == "a4_coldstart_eval"
-    assert assignment.limit("time_limit_s") <= 300
 
-
-def test_a4_stored_student_version_is_the_release_of_the_source(tmp_path):
-    out = release(A4_SOURCE, tmp_path)
-    fresh = [(c.cell_type, c.source, c.metadata) for c in _read(out).cells]
-    stored = [(c.cell_type, c.source, c.metadata) for c in _read(A4_RELEASED).cells]
-    assert fresh == stored, "book/assignments/a4_coldstart_eval.ipynb is stale: release it again"
-    text = "\n".join(c.source for c in _read(A4_RELEASED).cells)
-    assert BEGIN_SOLUTION not in text and BEGIN_HIDDEN not in text and "record(" not in text
-
-
-def test_a4_lines_fit_the_page():
-    for path in (A4_SOURCE, A4_RELEASED):
-        long = [line for c in _read(path).cells for line in c.source.splitlines() if len(line) > 88]
-        assert not long, f"{path.name}: lines longer than 88 characters: {long[:2]}"
 
 
 @needs_mirror
@@ -449,26 +430,7 @@ A2_POINTS = {"q1_split": 1, "q1_episode": 3, "q2_prototypes": 3, "q3_loss": 3,
              "q4_beats_frozen": 3, "q4_accuracy": 2}
 
 
-def test_a2_declares_its_points_and_limits():
-    assignment = load_assignment(A2_SOURCE)
-    assert {t.grade_id: t.points for t in assignment.tests} == A2_POINTS
-    assert assignment.max_points == 15 and assignment.id == "a2_prototypes"
-    assert assignment.limit("time_limit_s") <= 300
 
-
-def test_a2_stored_student_version_is_the_release_of_the_source(tmp_path):
-    out = release(A2_SOURCE, tmp_path)
-    fresh = [(c.cell_type, c.source, c.metadata) for c in _read(out).cells]
-    stored = [(c.cell_type, c.source, c.metadata) for c in _read(A2_RELEASED).cells]
-    assert fresh == stored, "book/assignments/a2_prototypes.ipynb is stale: release it again"
-    text = "\n".join(c.source for c in _read(A2_RELEASED).cells)
-    assert BEGIN_SOLUTION not in text and BEGIN_HIDDEN not in text and "record(" not in text
-
-
-def test_a2_lines_fit_the_page():
-    for path in (A2_SOURCE, A2_RELEASED):
-        long = [line for c in _read(path).cells for line in c.source.splitlines() if len(line) > 88]
-        assert not long, f"{path.name}: lines longer than 88 characters: {long[:2]}"
 
 
 @pytest.mark.slow
@@ -495,26 +457,7 @@ A5_RELEASED = BOOK / "assignments" / "a5_intents.ipynb"
 A5_POINTS = {"q1_logistic": 4, "q2_prototypes": 3, "q3a_auc": 2, "q3b_far": 2}
 
 
-def test_a5_declares_its_points_and_limits():
-    assignment = load_assignment(A5_SOURCE)
-    assert {t.grade_id: t.points for t in assignment.tests} == A5_POINTS
-    assert assignment.max_points == 11 and assignment.id == "a5_intents"
-    assert assignment.limit("time_limit_s") <= 300
 
-
-def test_a5_stored_student_version_is_the_release_of_the_source(tmp_path):
-    out = release(A5_SOURCE, tmp_path)
-    fresh = [(c.cell_type, c.source, c.metadata) for c in _read(out).cells]
-    stored = [(c.cell_type, c.source, c.metadata) for c in _read(A5_RELEASED).cells]
-    assert fresh == stored, "book/assignments/a5_intents.ipynb is stale: release it again"
-    text = "\n".join(c.source for c in _read(A5_RELEASED).cells)
-    assert BEGIN_SOLUTION not in text and BEGIN_HIDDEN not in text and "record(" not in text
-
-
-def test_a5_lines_fit_the_page():
-    for path in (A5_SOURCE, A5_RELEASED):
-        long = [line for c in _read(path).cells for line in c.source.splitlines() if len(line) > 88]
-        assert not long, f"{path.name}: lines longer than 88 characters: {long[:2]}"
 
 
 @needs_mirror
@@ -552,26 +495,7 @@ A3_RELEASED = BOOK / "assignments" / "a3_maml_reptile.ipynb"
 A3_POINTS = {"q1_inner_loop": 3, "q2_meta_gradient": 4, "q3_reptile": 3, "q4_beats_pooled": 5}
 
 
-def test_a3_declares_its_points_and_limits():
-    assignment = load_assignment(A3_SOURCE)
-    assert {t.grade_id: t.points for t in assignment.tests} == A3_POINTS
-    assert assignment.max_points == 15 and assignment.id == "a3_maml_reptile"
-    assert assignment.limit("time_limit_s") <= 300
 
-
-def test_a3_stored_student_version_is_the_release_of_the_source(tmp_path):
-    out = release(A3_SOURCE, tmp_path)
-    fresh = [(c.cell_type, c.source, c.metadata) for c in _read(out).cells]
-    stored = [(c.cell_type, c.source, c.metadata) for c in _read(A3_RELEASED).cells]
-    assert fresh == stored, "book/assignments/a3_maml_reptile.ipynb is stale: release it again"
-    text = "\n".join(c.source for c in _read(A3_RELEASED).cells)
-    assert BEGIN_SOLUTION not in text and BEGIN_HIDDEN not in text and "record(" not in text
-
-
-def test_a3_lines_fit_the_page():
-    for path in (A3_SOURCE, A3_RELEASED):
-        long = [line for c in _read(path).cells for line in c.source.splitlines() if len(line) > 88]
-        assert not long, f"{path.name}: lines longer than 88 characters: {long[:2]}"
 
 
 @pytest.mark.slow
@@ -583,3 +507,38 @@ def test_a3_teacher_scores_full_marks_and_the_untouched_version_0(tmp_path):
     results = grade(A3_SOURCE, folder, tmp_path / "graded", workers=2, show_progress=False)
     assert {r.student: (r.total, r.status) for r in results} == {
         "teacher": (15, "ok"), "untouched": (0, "not-attempted")}
+
+
+# --- what every assignment after the first must satisfy ------------------------------
+
+LATER = {  # id: (points per test, total)
+    "a2_prototypes": (A2_POINTS, 15), "a3_maml_reptile": (A3_POINTS, 15),
+    "a4_coldstart_eval": (A4_POINTS, 15), "a5_intents": (A5_POINTS, 11),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LATER))
+def test_each_assignment_declares_its_points_and_limits(name):
+    assignment = load_assignment(BOOK / "assignments" / "source" / f"{name}.ipynb")
+    points, total = LATER[name]
+    assert {t.grade_id: t.points for t in assignment.tests} == points
+    assert assignment.max_points == total and assignment.id == name
+    assert assignment.limit("time_limit_s") <= 300   # "runs in 5 minutes at grading budgets"
+
+
+@pytest.mark.parametrize("name", sorted(LATER))
+def test_each_stored_student_version_is_the_release_of_its_source(name, tmp_path):
+    out = release(BOOK / "assignments" / "source" / f"{name}.ipynb", tmp_path)
+    stored_path = BOOK / "assignments" / f"{name}.ipynb"
+    fresh = [(c.cell_type, c.source, c.metadata) for c in _read(out).cells]
+    stored = [(c.cell_type, c.source, c.metadata) for c in _read(stored_path).cells]
+    assert fresh == stored, f"book/assignments/{name}.ipynb is stale: release it again"
+    text = "\n".join(c.source for c in _read(stored_path).cells)
+    assert BEGIN_SOLUTION not in text and BEGIN_HIDDEN not in text and "record(" not in text
+
+
+@pytest.mark.parametrize("name", sorted(LATER))
+def test_each_assignment_fits_the_page(name):
+    for path in (BOOK / "assignments" / "source" / f"{name}.ipynb", BOOK / "assignments" / f"{name}.ipynb"):
+        long = [line for c in _read(path).cells for line in c.source.splitlines() if len(line) > 88]
+        assert not long, f"{path.name}: lines longer than 88 characters: {long[:2]}"
