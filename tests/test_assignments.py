@@ -386,8 +386,18 @@ def test_a_batch_of_bad_and_cheating_submissions_gets_exact_points_and_statuses(
 
 # ------------------------------------------------- Assignment 4: cold-start evaluation
 
+
+def _grade_teacher_and_untouched(source, tmp_path) -> dict:
+    """Grade the teacher's notebook and the untouched student version of ``source``:
+    ``{student: (points, status)}``."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    nbformat.write(_read(source), str(folder / "teacher.ipynb"))
+    nbformat.write(_read(BOOK / "assignments" / source.name), str(folder / "untouched.ipynb"))
+    results = grade(source, folder, tmp_path / "graded", workers=2, show_progress=False)
+    return {r.student: (r.total, r.status) for r in results}
+
 A4_SOURCE = BOOK / "assignments" / "source" / "a4_coldstart_eval.ipynb"
-A4_RELEASED = BOOK / "assignments" / "a4_coldstart_eval.ipynb"
 A4_POINTS = {"q1_new_users": 2, "q1_no_leak": 1, "q2_ndcg": 2, "q2_ties": 2, "q3_episodes": 3,
              "q4a_predictions": 3, "q4b_interval": 2}
 
@@ -402,12 +412,7 @@ def test_a4_teacher_scores_full_marks_and_the_untouched_version_0(tmp_path, tmp_
 
     use_private_cache(tmp_path_factory, monkeypatch, "a4-cache")
     load_movielens_100k()   # fill the cache before grading; submissions may only read it
-    folder = tmp_path / "submissions"
-    folder.mkdir()
-    nbformat.write(_read(A4_SOURCE), str(folder / "teacher.ipynb"))
-    nbformat.write(_read(A4_RELEASED), str(folder / "untouched.ipynb"))
-    results = grade(A4_SOURCE, folder, tmp_path / "graded", workers=2, show_progress=False)
-    assert {r.student: (r.total, r.status) for r in results} == {
+    assert _grade_teacher_and_untouched(A4_SOURCE, tmp_path) == {
         "teacher": (15, "ok"), "untouched": (0, "not-attempted")}
 
 
@@ -425,7 +430,6 @@ def test_submissions_may_read_the_data_cache_also_where_it_is_the_default(monkey
 # ------------------------------------------------- Assignment 2: prototypical networks
 
 A2_SOURCE = BOOK / "assignments" / "source" / "a2_prototypes.ipynb"
-A2_RELEASED = BOOK / "assignments" / "a2_prototypes.ipynb"
 A2_POINTS = {"q1_split": 1, "q1_episode": 3, "q2_prototypes": 3, "q3_loss": 3,
              "q4_beats_frozen": 3, "q4_accuracy": 2}
 
@@ -441,19 +445,13 @@ def test_a2_teacher_scores_full_marks_and_the_untouched_version_0(tmp_path, tmp_
 
     use_private_cache(tmp_path_factory, monkeypatch, "a2-cache")
     load_omniglot("background", 28)   # fill the cache before grading; submissions may only read it
-    folder = tmp_path / "submissions"
-    folder.mkdir()
-    nbformat.write(_read(A2_SOURCE), str(folder / "teacher.ipynb"))
-    nbformat.write(_read(A2_RELEASED), str(folder / "untouched.ipynb"))
-    results = grade(A2_SOURCE, folder, tmp_path / "graded", workers=2, show_progress=False)
-    assert {r.student: (r.total, r.status) for r in results} == {
+    assert _grade_teacher_and_untouched(A2_SOURCE, tmp_path) == {
         "teacher": (15, "ok"), "untouched": (0, "not-attempted")}
 
 
 # -------------------------------------- Assignment 5: new intents, out-of-scope messages
 
 A5_SOURCE = BOOK / "assignments" / "source" / "a5_intents.ipynb"
-A5_RELEASED = BOOK / "assignments" / "a5_intents.ipynb"
 A5_POINTS = {"q1_logistic": 4, "q2_prototypes": 3, "q3a_auc": 2, "q3b_far": 2}
 
 
@@ -466,32 +464,26 @@ def test_a5_teacher_scores_full_marks_and_the_untouched_version_0(tmp_path, tmp_
     import shutil
 
     from metaecom.data import load_banking77
-    from metaecom.data.parsed import _key
-    from metaecom.data.registry import cache_dir
-    from metaecom.encoder import DEFAULT_MODEL, SentenceEncoder
+    from metaecom.encoder import SentenceEncoder
 
     texts = [str(t) for t in load_banking77()["text"]]
-    digest = __import__("hashlib").sha256("\x1e".join(texts).encode("utf-8")).hexdigest()
-    name = f"embeddings-{DEFAULT_MODEL}-{_key([DEFAULT_MODEL, digest])}.npy"
-    reader_copy = cache_dir() / "parsed" / name
+    reader_copy = SentenceEncoder().cache_path(texts)
     use_private_cache(tmp_path_factory, monkeypatch, "a5-cache")
     load_banking77()
+    private_copy = SentenceEncoder().cache_path(texts)
+    assert private_copy != reader_copy and private_copy.name == reader_copy.name
     if reader_copy.is_file():   # the chapter's embeddings: copy them, do not embed again
-        shutil.copy(reader_copy, cache_dir() / "parsed" / name)
+        private_copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(reader_copy, private_copy)
     SentenceEncoder().encode(texts)   # fill the cache; submissions may only read it
-    folder = tmp_path / "submissions"
-    folder.mkdir()
-    nbformat.write(_read(A5_SOURCE), str(folder / "teacher.ipynb"))
-    nbformat.write(_read(A5_RELEASED), str(folder / "untouched.ipynb"))
-    results = grade(A5_SOURCE, folder, tmp_path / "graded", workers=2, show_progress=False)
-    assert {r.student: (r.total, r.status) for r in results} == {
+    assert private_copy.is_file()
+    assert _grade_teacher_and_untouched(A5_SOURCE, tmp_path) == {
         "teacher": (11, "ok"), "untouched": (0, "not-attempted")}
 
 
 # ------------------------------------------------- Assignment 3: MAML and Reptile
 
 A3_SOURCE = BOOK / "assignments" / "source" / "a3_maml_reptile.ipynb"
-A3_RELEASED = BOOK / "assignments" / "a3_maml_reptile.ipynb"
 A3_POINTS = {"q1_inner_loop": 3, "q2_meta_gradient": 4, "q3_reptile": 3, "q4_beats_pooled": 5}
 
 
@@ -500,12 +492,7 @@ A3_POINTS = {"q1_inner_loop": 3, "q2_meta_gradient": 4, "q3_reptile": 3, "q4_bea
 
 @pytest.mark.slow
 def test_a3_teacher_scores_full_marks_and_the_untouched_version_0(tmp_path):
-    folder = tmp_path / "submissions"   # synthetic stores: no data to fetch
-    folder.mkdir()
-    nbformat.write(_read(A3_SOURCE), str(folder / "teacher.ipynb"))
-    nbformat.write(_read(A3_RELEASED), str(folder / "untouched.ipynb"))
-    results = grade(A3_SOURCE, folder, tmp_path / "graded", workers=2, show_progress=False)
-    assert {r.student: (r.total, r.status) for r in results} == {
+    assert _grade_teacher_and_untouched(A3_SOURCE, tmp_path) == {
         "teacher": (15, "ok"), "untouched": (0, "not-attempted")}
 
 

@@ -32,6 +32,9 @@ def test_second_encode_comes_from_the_cache(encoder, tmp_path, monkeypatch):
 
     monkeypatch.setattr(encoder, "encode_uncached", fail)
     np.testing.assert_array_equal(encoder.encode(["gift card balance", "refund for a broken item"]), first)
+    path = encoder.cache_path(["gift card balance", "refund for a broken item"])
+    assert path.parent.parent == tmp_path and np.array_equal(np.load(path), first)
+    assert encoder.cache_path(["gift card balance"]) != path
 
 
 def test_empty_input_is_refused(encoder):

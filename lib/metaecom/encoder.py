@@ -17,11 +17,12 @@ import hashlib
 import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from tqdm import TqdmWarning
 
-from metaecom.data.parsed import cached_array
+from metaecom.data.parsed import cached_array, cached_path
 from metaecom.device import get_device
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -86,6 +87,13 @@ class SentenceEncoder:
         texts = [str(t) for t in texts]
         if not texts:
             raise ValueError("encode() needs at least one text")
+        return cached_array(*self._cache_key(texts), lambda: self.encode_uncached(texts))
+
+    def _cache_key(self, texts: list[str]) -> tuple[str, list[str]]:
         digest = hashlib.sha256("\x1e".join(texts).encode("utf-8")).hexdigest()
-        name = "embeddings-" + self.model_name.replace("/", "_")
-        return cached_array(name, [self.model_name, digest], lambda: self.encode_uncached(texts))
+        return "embeddings-" + self.model_name.replace("/", "_"), [self.model_name, digest]
+
+    def cache_path(self, texts) -> Path:
+        """The cache file that holds (or will hold) the embeddings of ``texts``: copy it to
+        another cache to avoid embedding the same texts again."""
+        return cached_path(*self._cache_key([str(t) for t in texts]), ".npy")

@@ -38,6 +38,11 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 _DTYPES = "metaecom_datetime_dtypes"
 
 
+def cached_path(name: str, key_parts, suffix: str) -> Path:
+    """Where the cache keeps the object ``name`` built from ``key_parts`` (it may not exist yet)."""
+    return cache_dir() / "parsed" / f"{name}-{_key(key_parts)}{suffix}"
+
+
 def cached_frame(name: str, key_parts, build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """Return ``build()``, stored as Parquet under the cache and read from there next time.
 
@@ -45,7 +50,7 @@ def cached_frame(name: str, key_parts, build: Callable[[], pd.DataFrame]) -> pd.
     milliseconds), so the datetime columns' dtypes travel in the file's metadata and are
     restored: a first load and every later one return the same dtypes.
     """
-    path = cache_dir() / "parsed" / f"{name}-{_key(key_parts)}.parquet"
+    path = cached_path(name, key_parts, ".parquet")
     if path.exists():
         frame = pd.read_parquet(path)
         dtypes = frame.attrs.pop(_DTYPES, {})
@@ -60,7 +65,7 @@ def cached_frame(name: str, key_parts, build: Callable[[], pd.DataFrame]) -> pd.
 
 def cached_array(name: str, key_parts, build: Callable[[], np.ndarray]) -> np.ndarray:
     """Return ``build()``, stored as ``.npy`` under the cache and read from there next time."""
-    path = cache_dir() / "parsed" / f"{name}-{_key(key_parts)}.npy"
+    path = cached_path(name, key_parts, ".npy")
     if path.exists():
         return np.load(path)
     array = build()
