@@ -124,20 +124,29 @@ class MetaLearner:
             loss.backward()
         return value
 
-    def meta_step(self, tasks: Sequence) -> float:
-        """One outer update on ``tasks``; returns and records the meta-loss."""
+    def meta_step(self, tasks: Sequence, reduce: Callable | None = None) -> float:
+        """One outer update on ``tasks``; returns and records the meta-loss.
+
+        ``reduce(method, loss, n_tasks) -> (loss, n_tasks)``, when given, runs after the
+        gradients are filled and before the update: data-parallel training
+        (:mod:`metaecom.distributed`) averages them across processes there, so every
+        process takes the step of the whole meta-batch.
+        """
         if len(tasks) == 0:
             raise ValueError("meta_step needs at least one task")
         if self._optimizer is None:
             self._optimizer = self.make_optimizer()
         value = self.meta_gradients(tasks)
+        seen = len(tasks)
+        if reduce is not None:
+            value, seen = reduce(self, value, seen)
         if self.clip_norm is not None:
             nn.utils.clip_grad_norm_(list(self.meta_parameters().values()), self.clip_norm)
         self._optimizer.step()
         if self._schedule is not None:
             self._schedule.step()
         self.history.append(value)
-        self.tasks_seen += len(tasks)
+        self.tasks_seen += seen
         return value
 
     def _run(self, next_tasks: Callable[[], list], meta_steps: int, desc: str | None = None,

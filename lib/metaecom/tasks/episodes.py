@@ -169,9 +169,10 @@ class FewShotSampler:
         present, _, sizes = _class_pool(labels, classes)
         return _small_classes(present, sizes, check_count("k_shot", k_shot, 1), check_count("n_query", n_query, 0))
 
-    def sample(self) -> Episode:
-        """Draw the next episode."""
-        rng, k = self._rng, self.k_shot
+    def sample(self, rng: np.random.Generator | None = None) -> Episode:
+        """Draw the next episode (from ``rng`` instead of the sampler's own stream when given:
+        data-parallel training draws task ``i`` of step ``s`` from a generator of its own)."""
+        rng, k = (self._rng if rng is None else rng), self.k_shot
         chosen = rng.choice(len(self.classes), size=self.n_way, replace=False)
         # One row of `picks` per episode class: its first k entries are support, the rest query.
         picks = np.stack([rng.choice(self._rows[c], size=k + self.n_query, replace=False) for c in chosen])
