@@ -158,7 +158,7 @@ def average_meta_gradients(method: MetaLearner, loss: float, n_tasks: int) -> tu
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads]
                      + [torch.tensor([loss, 1.0], dtype=grads[0].dtype, device=grads[0].device)]) * n_tasks
-    _collective(dist.all_reduce, flat, f"meta-step {len(method.history) + 1}")
+    _collective(dist.all_reduce, flat, "all-reducing the meta-gradients")
     total = int(round(flat[-1].item()))
     flat /= total
     offset = 0
@@ -269,9 +269,11 @@ def meta_train(method: MetaLearner, tasks: Callable, meta_steps: int, world: Wor
             try:
                 method.meta_step(step_tasks(tasks, method.seed, step, mine), reduce=reduce)
             except RankFailure as failure:
-                where = f"; the last checkpoint is {checkpoint}" if checkpoint and Path(checkpoint).exists() else ""
-                raise RankFailure(f"rank {world.rank} of {world.size}, meta-step {step + 1}: {failure}{where}. "
-                                  "Restart the job with resume to continue from the checkpoint.") from failure
+                again = (f"Restart the job with resume to continue from the last checkpoint, {checkpoint}."
+                         if checkpoint and Path(checkpoint).exists() else
+                         "No checkpoint was written: the job must start again (set a checkpoint to avoid this).")
+                raise RankFailure(f"rank {world.rank} of {world.size}, meta-step {step + 1}: {failure}. "
+                                  f"{again}") from failure
             step += 1
             if checkpoint and world.is_main and checkpoint_every and step % checkpoint_every == 0:
                 save_checkpoint(checkpoint, method, step, world)

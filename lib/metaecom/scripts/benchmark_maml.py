@@ -178,20 +178,28 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tasks", type=int, default=32)
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 5], help="inner steps to time (default 1 5)")
     parser.add_argument("--out", default=str(results_path("maml_speed")))
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.tasks < 1:
-        parser.error("--repeats and --tasks must be at least 1")
-    device = get_device()
-    rows = run(repeats=args.repeats, n_tasks=args.tasks, device=device)
+    if args.repeats < 1 or args.tasks < 1 or min(args.steps) < 1:
+        parser.error("--repeats, --tasks and --steps must be at least 1")
+    import importlib.util
     from importlib.metadata import version
+
+    implementations = ("higher", "ours (loop)", "ours (vmap)", "ours (groups)")
+    if importlib.util.find_spec("higher") is None:   # e.g. a GPU machine without internet
+        implementations = implementations[1:]
+        print("higher is not installed: timing our three paths, differences against our per-task loop")
+    device = get_device()
+    rows = run(repeats=args.repeats, n_tasks=args.tasks, steps=tuple(args.steps), device=device,
+               implementations=implementations)
 
     content = {
         "benchmark": "maml_speed",
         "setting": f"Conv4 + linear head, 28x28 inputs, 5-way 1-shot, 5 queries per class, {args.tasks} tasks "
                    "per meta-batch, inner learning rate 0.4, float32",
         "device": describe_device(device), "cpu": f"{cpu_name()} ({os.cpu_count()} logical cores)",
-        "torch": torch.__version__, "higher": version("higher"),
+        "torch": torch.__version__, "higher": version("higher") if "higher" in implementations else None,
         "repeats": args.repeats, "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
         "rows": rows,
     }
