@@ -8,13 +8,8 @@ process that dies makes the other fail with a message naming the step, not hang.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
-import shutil
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -25,31 +20,14 @@ from metaecom import distributed
 from metaecom.methods import MAML, Reptile
 from metaecom.scripts import meta_train_distributed as script
 
-TORCHRUN = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
 
-
-def _torchrun(args, processes=2, timeout=120):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [TORCHRUN, "--nproc-per-node", str(processes), "--master-port", str(_free_port()),
-               "-m", "metaecom.scripts.meta_train_distributed", "--data", "synthetic", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _last_json(text: str) -> dict:
-    return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+def _torchrun(args, processes=2):
+    return script.launch(["--data", "synthetic", *args], processes=processes, threads=1, timeout=180)
 
 
 @pytest.mark.parametrize("method", ["MAML", "MetaSGD"])
 def test_meta_gradient_shared_by_two_processes_equals_one_process(method):
-    done = _torchrun(["--method", method, "--check-gradient", "--dtype", "float64"])
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = _last_json(done.stdout)
+    result = _torchrun(["--method", method, "--check-gradient", "--dtype", "float64"])
     assert result["processes"] == 2 and result["dtype"] == "float64"
     assert result["max_abs_gradient"] > 1e-3          # a real gradient, not zeros
     assert result["max_abs_difference"] < 1e-12
@@ -78,8 +56,7 @@ def test_resumed_run_continues_exactly_and_two_processes_follow_one(tmp_path):
     assert whole["history"][0] != whole["history"][-1]   # it trained
 
     checkpoint = tmp_path / "two.pt"
-    done = _torchrun(["--meta-steps", "6", "--dtype", "float64", "--checkpoint", str(checkpoint)])
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert _torchrun(["--meta-steps", "6", "--dtype", "float64", "--checkpoint", str(checkpoint)])["processes"] == 2
     two = _state(checkpoint)
     assert two["world_size"] == 2 and two["tasks_seen"] == whole["tasks_seen"] == 6 * 8
     np.testing.assert_allclose(two["history"], whole["history"], rtol=0, atol=1e-12)
@@ -127,6 +104,11 @@ def test_world_of_one_changes_nothing_and_ring_volume():
     assert distributed.shard(range(8), distributed.World(rank=1, size=4)) == [2, 3]
 
 
+def test_a_failed_job_raises_with_its_output():
+    with pytest.raises(RuntimeError, match=r"failed \(exit code 1\)[\s\S]*cannot share a meta-batch of 8"):
+        _torchrun(["--meta-steps", "1"], processes=3)
+
+
 def _dying_worker(rank, port, queue):
     """Rank 1 exits without a word at its third task draw; rank 0 reports what it saw."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
@@ -152,7 +134,7 @@ def _dying_worker(rank, port, queue):
 
 def test_a_process_that_dies_makes_the_other_fail_clearly():
     context = multiprocessing.get_context("spawn")
-    queue, port = context.Queue(), _free_port()
+    queue, port = context.Queue(), script.free_port()
     workers = [context.Process(target=_dying_worker, args=(rank, port, queue)) for rank in (0, 1)]
     for worker in workers:
         worker.start()
@@ -167,3 +149,16 @@ def test_a_process_that_dies_makes_the_other_fail_clearly():
     assert "rank 0 of 2, meta-step 3" in message
     assert "died or stopped answering" in message and "No checkpoint was written" in message
     assert workers[1].exitcode == 1
+
+
+def test_projected_step_seconds_follows_its_formula():
+    one = distributed.projected_step_seconds(1, 32, 0.01, 10**6, 1e9, 1e-5)
+    assert one == pytest.approx(0.32)                                   # 32 tasks, no communication
+    four = distributed.projected_step_seconds(4, 32, 0.01, 10**6, 1e9, 1e-5)
+    assert four == pytest.approx(8 * 0.01 + 6 * 1e-5 + 2 * 3 / 4 * 4e6 / 1e9)
+    # beyond one task per process, more processes only add communication
+    at_32 = distributed.projected_step_seconds(32, 32, 0.01, 10**6, 1e9, 1e-5)
+    at_64 = distributed.projected_step_seconds(64, 32, 0.01, 10**6, 1e9, 1e-5)
+    assert at_64 > at_32 > 0.01
+    with pytest.raises(ValueError, match="bandwidth"):
+        distributed.projected_step_seconds(2, 32, 0.01, 10, 0, 0)

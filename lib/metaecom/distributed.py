@@ -30,6 +30,7 @@ then stops the job and names the rank that failed.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from metaecom.progress import progress
 from metaecom.training import MetaLearner
 
 __all__ = ["World", "RankFailure", "init", "shutdown", "check_divides", "shard", "average_meta_gradients",
-           "step_tasks", "meta_train", "save_checkpoint", "load_checkpoint", "ring_allreduce_bytes"]
+           "step_tasks", "meta_train", "save_checkpoint", "load_checkpoint", "ring_allreduce_bytes", "projected_step_seconds"]
 
 
 class RankFailure(RuntimeError):
@@ -300,3 +301,26 @@ def ring_allreduce_bytes(parameters: int, processes: int, bytes_per_value: int =
     parameters = check_count("parameters", parameters, 0)
     processes = check_count("processes", processes, 1)
     return 2.0 * (processes - 1) / processes * parameters * bytes_per_value
+
+
+def projected_step_seconds(processes: int, tasks_per_step: int, task_seconds: float, parameters: int,
+                           bandwidth: float, latency: float, bytes_per_value: int = 4) -> float:
+    """A model of one data-parallel meta-step's wall time on ``processes`` devices.
+
+    Compute: the busiest process's share, ``ceil(B / P)`` tasks of ``task_seconds`` each
+    (a process cannot take part of a task, so beyond ``P = B`` devices sit idle). Then
+    one ring all-reduce of the meta-gradient: ``2 (P - 1)`` messages, each paying
+    ``latency`` seconds, and :func:`ring_allreduce_bytes` at ``bandwidth`` bytes per
+    second. It leaves out what real runs add or win back -- communication overlapped with
+    the backward pass, slow processes, the optimiser step, tree all-reduces for small
+    messages -- so read it as the shape of a scaling curve, not a prediction.
+    """
+    processes = check_count("processes", processes, 1)
+    tasks_per_step = check_count("tasks_per_step", tasks_per_step, 1)
+    if task_seconds < 0 or bandwidth <= 0 or latency < 0:
+        raise ValueError("task_seconds and latency must be >= 0 and bandwidth > 0")
+    compute = math.ceil(tasks_per_step / processes) * task_seconds
+    if processes == 1:
+        return compute
+    return compute + 2 * (processes - 1) * latency + ring_allreduce_bytes(parameters, processes,
+                                                                          bytes_per_value) / bandwidth

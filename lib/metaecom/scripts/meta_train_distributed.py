@@ -27,11 +27,15 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
+import socket
+import subprocess
 import sys
 
 import numpy as np
 import torch
 from torch import nn
+from torch.distributed.elastic.multiprocessing.errors import record
 
 from metaecom import distributed
 from metaecom.device import describe_device
@@ -112,6 +116,33 @@ def check_gradient(method, tasks, world) -> dict | None:
             "max_abs_difference": diff, "max_abs_gradient": scale, "loss": loss}
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now, for the job's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(args: list[str], processes: int = 2, threads: int | None = None, timeout: float = 900) -> dict:
+    """Run this entry point under ``torchrun`` (``python -m torch.distributed.run``) with
+    ``processes`` processes of ``threads`` torch threads each, from Python or a notebook;
+    return the JSON summary rank 0 prints last. A failed job raises ``RuntimeError`` with
+    the end of its output."""
+    threads = threads or max(1, (os.cpu_count() or 1) // processes)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
+               "--master-port", str(free_port()), "-m", "metaecom.scripts.meta_train_distributed",
+               "--threads", str(threads), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        output = (done.stdout + done.stderr).splitlines()
+        errors = list(dict.fromkeys(line for line in output if re.match(r"\w*(Error|Exception|Failure): ", line)))
+        tail = "\n".join(errors or output[-20:])
+        raise RuntimeError(f"the job of {processes} process(es) failed (exit code {done.returncode}):\n{tail}")
+    return json.loads(lines[-1])
+
+
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--method", default="MAML", choices=METHODS)
@@ -144,6 +175,7 @@ def parse(argv=None):
     return args
 
 
+@record   # torchrun then reports the exception of the rank that failed first
 def main(argv=None) -> int:
     args = parse(argv)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
