@@ -42,6 +42,7 @@ import torch
 import torch.distributed as dist
 
 from metaecom.checks import check_count
+from metaecom.device import get_device
 from metaecom.progress import progress
 from metaecom.training import MetaLearner
 
@@ -70,10 +71,11 @@ class World:
 
     @property
     def device(self) -> torch.device:
-        """This process's device: its own GPU under NCCL, else the CPU."""
+        """This process's device: its own GPU under NCCL, the CPU under gloo, and for a
+        world of one the book's usual choice (:func:`metaecom.device.get_device`)."""
         if self.backend == "nccl":
             return torch.device("cuda", self.local_rank)
-        return torch.device("cpu")
+        return get_device() if self.backend is None else torch.device("cpu")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -236,7 +238,9 @@ def meta_train(method: MetaLearner, tasks: Callable, meta_steps: int, world: Wor
     writes ``checkpoint`` every ``checkpoint_every`` steps and at the end; ``resume=True``
     continues from it when it exists (with any number of processes). ``max_seconds``
     stops every process at the same step once the budget is spent. Returns a summary:
-    steps run, wall seconds, tasks per second, world size.
+    steps run, wall seconds, the median seconds per meta-step (the first steps of a run
+    are slower: memory is allocated, caches are cold) and the tasks per second at that
+    median, world size.
 
     Refused before any work: a world size that does not divide ``tasks_per_step``, and a
     method that updates its weights without a meta-gradient (Reptile averages adapted
@@ -260,13 +264,14 @@ def meta_train(method: MetaLearner, tasks: Callable, meta_steps: int, world: Wor
     mine = shard(range(method.tasks_per_step), world)
     for module in method.modules():
         module.train()
-    began, step = time.perf_counter(), start
+    began, step, step_seconds = time.perf_counter(), start, []
     try:
         for step in progress(range(start, meta_steps), desc=desc, disable=desc is None or not world.is_main):
             out_of_time = max_seconds is not None and time.perf_counter() - began > max_seconds
             if (_stop_everywhere(out_of_time, world.device) if world.size > 1 else out_of_time):
                 break
             torch.manual_seed(int(np.random.default_rng([method.seed, step]).integers(2**62)))  # dropout etc.
+            stepped = time.perf_counter()
             try:
                 method.meta_step(step_tasks(tasks, method.seed, step, mine), reduce=reduce)
             except RankFailure as failure:
@@ -275,6 +280,7 @@ def meta_train(method: MetaLearner, tasks: Callable, meta_steps: int, world: Wor
                          "No checkpoint was written: the job must start again (set a checkpoint to avoid this).")
                 raise RankFailure(f"rank {world.rank} of {world.size}, meta-step {step + 1}: {failure}. "
                                   f"{again}") from failure
+            step_seconds.append(time.perf_counter() - stepped)
             step += 1
             if checkpoint and world.is_main and checkpoint_every and step % checkpoint_every == 0:
                 save_checkpoint(checkpoint, method, step, world)
@@ -290,9 +296,10 @@ def meta_train(method: MetaLearner, tasks: Callable, meta_steps: int, world: Wor
     if checkpoint and world.is_main:
         save_checkpoint(checkpoint, method, step, world)
     run = step - start
+    median = float(np.median(step_seconds)) if step_seconds else float("nan")
     return {"meta_steps": step, "steps_this_run": run, "processes": world.size, "backend": world.backend,
-            "wall_s": round(seconds, 3), "tasks_per_second": round(run * method.tasks_per_step / seconds, 3)
-            if seconds > 0 else float("nan")}
+            "wall_s": round(seconds, 3), "median_step_s": round(median, 4),
+            "tasks_per_second": round(method.tasks_per_step / median, 3) if step_seconds else float("nan")}
 
 
 def ring_allreduce_bytes(parameters: int, processes: int, bytes_per_value: int = 4) -> float:

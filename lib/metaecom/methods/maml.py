@@ -57,6 +57,11 @@ class MAML(GradientMethod):
     def _setup(self) -> None:
         """Hook for subclasses that add meta-parameters (Meta-SGD's learning rates)."""
 
+    def to(self, device) -> "MAML":
+        """Move the method; the vmap path's copy of the model is rebuilt on the new device."""
+        self.__dict__.pop("_vmap_model", None)
+        return super().to(device)
+
     def meta_loss(self, tasks: Sequence) -> torch.Tensor:
         """Finn et al.'s Algorithm 2, one meta-batch: the mean query loss after inner adaptation.
 
