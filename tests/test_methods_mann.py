@@ -169,3 +169,21 @@ def test_mann_non_finite_loss_names_the_step():
         method.meta_train(X[:, :31], Y, meta_steps=1)
     with pytest.raises(ValueError, match="asked for 5-way episodes"):
         method.meta_train(X[:80], Y[:80], meta_steps=1)
+
+
+def test_mann_reads_each_support_set_in_a_new_order_reproducibly():
+    episode = FewShotSampler(Y, 5, 2, 3, classes=TEST, seed=4).sample()
+    support, labels, query = X[episode.support], episode.support_y, X[episode.query]
+
+    def three_readings(seed):
+        torch.manual_seed(0)
+        method = MANN(_tiny_mann(), instances=2, device="cpu", seed=seed)
+        return [method.adapt(support, labels).predict_proba(query) for _ in range(3)]
+
+    first = three_readings(0)
+    # the same support set, read again: another order, so another memory and other scores
+    assert not np.allclose(first[0], first[1]) and not np.allclose(first[1], first[2])
+    # a fresh MANN with the same seed reads in the same orders
+    for a, b in zip(first, three_readings(0)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(first[0], three_readings(1)[0])

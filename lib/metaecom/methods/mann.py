@@ -299,6 +299,9 @@ class MANN(MetaLearner, Method):
         self.clip_norm = check_positive("clip_norm", clip_norm)
         self._start_training(meta_lr, tasks_per_step, seed, device)
         self.model.to(self.device)
+        # one stream of reading orders: successive adaptations read their support sets in
+        # different random orders, and a fresh MANN with the same seed repeats them
+        self._reading_orders = np.random.default_rng([seed, 2])
 
     def modules(self) -> list[nn.Module]:
         return [self.model]
@@ -334,13 +337,14 @@ class MANN(MetaLearner, Method):
                          self.meta_steps if meta_steps is None else meta_steps, desc, max_seconds)
 
     def adapt(self, support_x, support_y, shuffle: bool = True) -> Adapted:
-        """Read the support set into a fresh memory (in a random order unless ``shuffle=False``)."""
+        """Read the support set into a fresh memory, in a random order (a new one at every
+        call, from the method's seeded stream of orders) unless ``shuffle=False``."""
         x, y, n = check_support(support_x, support_y)
         if n != self.n_way:
             raise ValueError(f"{self.name}'s model has {self.n_way} outputs, so it adapts to {self.n_way}-way tasks; "
                              f"the support set has {n} classes")
         self._check_features(x, "support_x")
-        order = np.random.default_rng([self.seed, 2]).permutation(len(x)) if shuffle else np.arange(len(x))
+        order = self._reading_orders.permutation(len(x)) if shuffle else np.arange(len(x))
         x, y = x[order], y[order]
         self.model.eval()
         labels = torch.as_tensor(y, device=self.device).unsqueeze(0)
