@@ -105,7 +105,7 @@ GRADIENT_DEVIATIONS = {
     "Reptile": [
         "Conv4 with max-pooling and a linear head, not the paper's strided convolutions",
         "batch normalisation uses the statistics of the batch (the query set at test time), i.e. the "
-        "transductive setting; the quoted paper numbers are its non-transductive ones",
+        "transductive setting, as in the paper's transductive row, which is the one quoted",
         "one model per way is evaluated at 1 and 5 shots (the paper trains a 1-shot and a 5-shot model)",
         "the outer step size is annealed in 10 constant pieces over the time budget, not per step",
         "training stops at the time budget (see the meta-steps it allowed) instead of after 100,000 (5-way) "
