@@ -105,3 +105,33 @@ def test_sinusoid_task_bad_input():
         synthetic.sinusoid_task(rng, 5, 5, amplitude=(2, 1))
     with pytest.raises(ValueError, match="at least one sinusoid"):
         synthetic.sample_sinusoids(0, rng)
+
+
+def test_pooled_store_model_learns_the_average_store_and_checks_its_input():
+    import torch
+
+    from metaecom.cases import synthetic
+    from metaecom.seeding import stream
+
+    stores = synthetic.sample_stores(50, stream(0, 0))
+    prices, sales = stores.observe(10, stream(0, 1))
+    x = torch.as_tensor(synthetic.price_features(prices.reshape(1, -1)), dtype=torch.float32)
+    y = synthetic.demand_target(sales.reshape(1, -1))
+
+    def pooled_mse(steps):
+        torch.manual_seed(0)
+        model = synthetic.pooled_store_model(prices, sales, steps=steps, lr=1e-2, device="cpu")
+        with torch.no_grad():
+            return float(((model(x).numpy() - y) ** 2).mean())
+
+    assert pooled_mse(200) < 0.5 * pooled_mse(0)
+    with pytest.raises(ValueError, match="one shape"):
+        synthetic.pooled_store_model(prices, sales[:, :3], steps=1, lr=1e-2, device="cpu")
+
+
+def test_stream_gives_each_purpose_its_own_draws():
+    from metaecom.seeding import stream
+
+    assert stream(0, 1).integers(1 << 30) == stream(0, 1).integers(1 << 30)
+    assert stream(0, 1).integers(1 << 30) != stream(0, 2).integers(1 << 30)
+    assert stream(0, 1).integers(1 << 30) != stream(1, 1).integers(1 << 30)

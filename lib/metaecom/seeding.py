@@ -28,3 +28,12 @@ def seed_everything(seed: int) -> np.random.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return np.random.default_rng(seed)
+
+
+def stream(seed: int, *keys: int) -> np.random.Generator:
+    """A random stream of its own for one purpose: ``default_rng([seed, *keys])``.
+
+    Chapters give each use of randomness (training stores, test stores, an evaluation...)
+    its own keys, so that changing one budget does not move the draws of the others.
+    """
+    return np.random.default_rng([seed, *keys])

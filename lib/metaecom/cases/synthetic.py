@@ -21,11 +21,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+from metaecom.device import get_device
+from metaecom.models import BatchedMLP
+from metaecom.training import fit_regression
 
 PRICE_LOW, PRICE_HIGH = 1.0, 10.0
 SIZE = (40.0, 160.0)
 REFERENCE_PRICE = (3.0, 8.0)
 SENSITIVITY = (0.5, 2.0)
+
+#: The network of the store chapters: price -> two hidden layers of 40 ReLU units -> demand.
+STORE_NETWORK = (1, 40, 40, 1)
 
 # Fixed affine scalings that put prices and demands near [-1, 1] for neural networks.
 PRICE_CENTER, PRICE_SCALE = 5.5, 2.6
@@ -150,3 +158,22 @@ def sinusoid_task(rng: np.random.Generator, k_shot: int, n_query: int, amplitude
     x = rng.uniform(low, high, size=(int(k_shot) + int(n_query), 1))
     y = sinusoid(x[:, 0], a, b)
     return x[:k_shot], y[:k_shot], x[k_shot:], y[k_shot:]
+
+
+def pooled_store_model(prices, sales, steps: int, lr: float, device=None, desc: str | None = None):
+    """The pooled model of the store chapters: one :data:`STORE_NETWORK` trained with Adam on
+    every observation of every store at once (``prices`` and ``sales`` ``[stores, obs]``).
+
+    It learns the *average* store; the chapters fine-tune copies of it (``replicate``).
+    Returns the trained :class:`~metaecom.models.BatchedMLP` with one model.
+    """
+    device = get_device() if device is None else torch.device(device)
+    prices, sales = np.asarray(prices), np.asarray(sales)
+    if prices.shape != sales.shape or prices.size == 0:
+        raise ValueError(f"prices and sales must be non-empty arrays of one shape, got {prices.shape} "
+                         f"and {sales.shape}")
+    x = torch.as_tensor(price_features(prices.reshape(1, -1)), dtype=torch.float32, device=device)
+    y = torch.as_tensor(demand_target(sales.reshape(1, -1)), dtype=torch.float32, device=device)
+    model = BatchedMLP(1, STORE_NETWORK).to(device)
+    fit_regression(model, x, y, steps=steps, lr=lr, desc=desc)
+    return model
