@@ -1,0 +1,37 @@
+"""What every chapter's text must respect, checked on the stored notebooks: code lines
+fit the page (88 characters), an admonition's option line holds only the option (a
+reflowed ':class: dropdown' that swallowed the solution's first words shows the solution
+open and garbles its class), and the prose speaks to readers, not in planning words."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import notebooks
+
+PLANNING = re.compile(r"\b(the target (was|is)|targets? (was|were) (not )?met|this issue|the issue (this|that)|"
+                      r"issue asked)\b", re.IGNORECASE)
+
+
+def _cells(path, kind):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == kind]
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_code_lines_fit_the_page(path):
+    long = [line for cell in _cells(path, "code") for line in cell.split("\n") if len(line) > 88]
+    assert not long, f"{len(long)} code lines over 88 characters, e.g. {long[0]!r}"
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_admonition_options_stand_alone_and_no_planning_words(path):
+    for cell in _cells(path, "markdown"):
+        for line in cell.split("\n"):
+            if line.startswith(":class:"):
+                assert re.fullmatch(r":class: [\w-]+( [\w-]+)*", line) and len(line.split()) <= 3, line
+        found = PLANNING.search(cell)
+        assert not found, f"planning word {found.group(0)!r} in: {cell[:120]!r}"
