@@ -87,6 +87,14 @@ def write_run(path, method_name: str, training: dict, results: list[dict], devia
     return content
 
 
+def print_results(results: list[dict], path) -> None:
+    """Print a run's accuracy per setting and where its results file is (what the
+    reproduction commands show at the end)."""
+    for r in results:
+        print(f"  {r['n_way']}-way {r['k_shot']}-shot: {r['accuracy']:.2f} ± {r['ci']:.2f} %")
+    print(f"wrote {path}")
+
+
 def method_of(run_name: str) -> str:
     """The method a run belongs to: ``"MAML/5-way"`` -> ``"MAML"``; ``"ProtoNet"`` -> ``"ProtoNet"``."""
     return run_name.split("/", 1)[0]

@@ -39,7 +39,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from metaecom import distributed
 from metaecom.device import describe_device
-from metaecom.reproduction import evaluate_settings, results_path, write_run
+from metaecom.reproduction import evaluate_settings, print_results, results_path, write_run
 from metaecom.runrecord import cpu_name
 from metaecom.seeding import seed_everything
 from metaecom.tasks.episodes import FewShotSampler, Task
@@ -224,9 +224,7 @@ def main(argv=None) -> int:
         name = f"{method.name}/{method.n_way}-way/{world.size} process{'es' if world.size > 1 else ''}"
         write_run(out, name, training, results, deviations=[
             "trained for the stated meta-steps, not the paper's 60,000"], protocol=PROTOCOL)
-        for r in results:
-            print(f"  {r['n_way']}-way {r['k_shot']}-shot: {r['accuracy']:.2f} ± {r['ci']:.2f} %")
-        print(f"wrote {out}")
+        print_results(results, out)
     return 0
 
 

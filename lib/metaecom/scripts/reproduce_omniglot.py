@@ -46,7 +46,7 @@ from metaecom.device import describe_device, get_device
 from metaecom.data.omniglot import omniglot_classes
 from metaecom.methods import MatchingNet, ProtoNet, RelationNet, SiameseNet
 from metaecom.models import Conv4
-from metaecom.reproduction import OMNIGLOT_SETTINGS, evaluate_settings, results_path, write_run
+from metaecom.reproduction import OMNIGLOT_SETTINGS, evaluate_settings, print_results, results_path, write_run
 from metaecom.runrecord import cpu_name
 from metaecom.seeding import seed_everything
 
@@ -209,9 +209,7 @@ def main(argv=None) -> int:
         training.update(tasks=method.tasks_seen, meta_batch=method.tasks_per_step,
                         inner_steps=method.inner_steps, test_inner_steps=method.test_inner_steps)
     write_run(out, run_name, training, results, deviations, protocol=PROTOCOL)
-    for r in results:
-        print(f"  {r['n_way']}-way {r['k_shot']}-shot: {r['accuracy']:.2f} ± {r['ci']:.2f} %")
-    print(f"wrote {out}")
+    print_results(results, out)
     return 0
 
 
