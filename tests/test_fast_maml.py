@@ -154,3 +154,17 @@ def test_unsupported_layers_and_options_are_named():
         layer_chain(nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)))
     with pytest.raises(ValueError, match="vectorize must be"):
         MAML(nn.Sequential(nn.Linear(4, 2)), n_way=2, vectorize="fast")
+
+
+def test_moving_a_vmap_maml_rebuilds_its_model_copy_on_the_new_device():
+    torch.manual_seed(0)
+    method = MAML(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), n_way=3, k_shot=1, n_query=2,
+                  tasks_per_step=2, vectorize="vmap", device="cpu")
+    rng = np.random.default_rng(0)
+    task = (rng.normal(size=(3, 4)), np.arange(3), rng.normal(size=(6, 4)), np.repeat(np.arange(3), 2))
+    method.meta_train_tasks([task, task], meta_steps=1)
+    assert "_vmap_model" in method.__dict__        # the vmap path keeps a copy of the model
+    method.to("cpu")
+    assert "_vmap_model" not in method.__dict__    # dropped, so the next step builds it on the new device
+    method.meta_train_tasks([task, task], meta_steps=1)
+    assert all(t.device.type == "cpu" for t in method.__dict__["_vmap_model"].parameters())
