@@ -12,7 +12,7 @@ from metaecom.cases.coldstart import RatingFeatures, movielens_features, prior_i
 from metaecom.cases.recommendation import BiasedMF, ItemMean, evaluate_episodes, fit_global, truncate_support
 from metaecom.methods import ANIL, RegressionAdapted, squared_error
 from metaecom.models import MeLU
-from metaecom.ranking import ndcg_at_k, user_metrics
+from metaecom.ranking import ndcg_at_k, pair_accuracy, user_metrics
 from metaecom.tasks import Episode, rating_scenarios
 
 
@@ -49,11 +49,34 @@ def test_ndcg_k_larger_than_list_and_bad_input():
         ndcg_at_k([1, 2], [-1, 1], 1)
 
 
+def test_pair_accuracy_counts_only_pairs_rated_differently():
+    # true 5, 5, 3: two informative pairs (5 vs 3, twice); the 5-5 pair does not count
+    assert pair_accuracy([3.0, 2.0, 1.0], [5, 5, 3]) == pytest.approx(1.0)
+    assert pair_accuracy([1.0, 2.0, 3.0], [5, 5, 3]) == pytest.approx(0.0)
+    assert pair_accuracy([2.0, 0.0, 1.0], [5, 5, 3]) == pytest.approx(0.5)
+    # a tied prediction is a coin toss: one half per tied pair
+    assert pair_accuracy([1.0, 1.0, 1.0], [5, 4, 3]) == pytest.approx(0.5)
+    # nothing to order: NaN, not a perfect score
+    assert math.isnan(pair_accuracy([1.0, 2.0, 3.0], [4, 4, 4]))
+    with pytest.raises(ValueError):
+        pair_accuracy([1.0, 2.0], [1.0])
+
+
+def test_pair_accuracy_tells_apart_what_ndcg_cannot():
+    # three items, two of them 5 stars: every order has nDCG@3 >= 0.9, pairs ordered 0 or 1
+    true = [5, 5, 4]
+    best, worst = [3.0, 2.0, 1.0], [1.0, 2.0, 3.0]
+    assert ndcg_at_k(worst, true, 3) > 0.9
+    assert pair_accuracy(best, true) == 1.0 and pair_accuracy(worst, true) == 0.0
+    assert "pairs ordered" in user_metrics(best, true)
+
+
 def test_user_metrics_mae_rmse():
     scores = user_metrics([1.0, 3.0], [2.0, 5.0])
     assert scores["MAE"] == pytest.approx(1.5)
     assert scores["RMSE"] == pytest.approx(math.sqrt(2.5))
-    assert set(scores) == {"MAE", "RMSE", "nDCG@1", "nDCG@3"}
+    assert set(scores) == {"MAE", "RMSE", "nDCG@1", "nDCG@3", "pairs ordered"}
+    assert scores["pairs ordered"] == 1.0  # 2 < 5 and 1 < 3: the one pair is in order
 
 
 # --- feature rows --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Per-user rating and ranking metrics for recommendation: MAE, RMSE and nDCG@k.
+"""Per-user rating and ranking metrics for recommendation: MAE, RMSE, nDCG@k and the
+share of item pairs a model orders correctly.
 
 A recommender is judged user by user: each test user has a handful of query items with
 true ratings; the model predicts a rating for each. :func:`user_metrics` scores one user;
@@ -16,6 +17,13 @@ true ratings themselves. The gain is the rating itself (linear), as in MeLU's co
 on new items, say) has not ranked them. Breaking such ties by input order would reward or
 punish it by chance, so tied items share the discounts of the positions they occupy: the
 result is the *expected* nDCG over a random order of the ties.
+
+**When nDCG cannot tell methods apart.** With a few query items whose ratings are mostly
+equal (three items, two thirds of them 5 stars), every ordering scores an nDCG near 1,
+a random one included. :func:`pair_accuracy` asks the sharper question: of the pairs of
+query items the user rated *differently*, what share does the model put in the right
+order? A random order scores 0.5 whatever the ratings, and a user whose query ratings
+are all equal has no such pair and no score (NaN), rather than a perfect one.
 """
 
 from __future__ import annotations
@@ -69,11 +77,30 @@ def ndcg_at_k(predicted, true, k: int) -> float:
     return _dcg(predicted, true, k) / ideal
 
 
+def pair_accuracy(predicted, true) -> float:
+    """Share of the pairs of items with *different* true ratings that ``predicted`` orders
+    the same way; a pair the prediction ties counts one half (what a coin toss would get).
+
+    0.5 is a random order, 1 a perfect one. NaN when every true rating is equal: such a
+    user has no pair to order, and is left out of an average rather than scored 1.
+    """
+    predicted, true = _vectors(predicted, true)
+    i, j = np.triu_indices(len(true), k=1)
+    different = true[i] != true[j]
+    if not different.any():
+        return float("nan")
+    agree = np.sign(predicted[i] - predicted[j]) * np.sign(true[i] - true[j])
+    return float(np.mean((agree[different] + 1) / 2))
+
+
 def user_metrics(predicted, true, ks=(1, 3)) -> dict[str, float]:
-    """MAE, RMSE and nDCG@k (for each k in ``ks``) of one user's query predictions."""
+    """MAE, RMSE, nDCG@k (for each k in ``ks``) and ``pairs ordered``
+    (:func:`pair_accuracy`, NaN when all true ratings are equal) of one user's query
+    predictions."""
     predicted, true = _vectors(predicted, true)
     error = predicted - true
     scores = {"MAE": float(np.abs(error).mean()), "RMSE": float(np.sqrt((error ** 2).mean()))}
     for k in ks:
         scores[f"nDCG@{k}"] = ndcg_at_k(predicted, true, k)
+    scores["pairs ordered"] = pair_accuracy(predicted, true)
     return scores
