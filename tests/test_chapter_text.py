@@ -35,3 +35,30 @@ def test_admonition_options_stand_alone_and_no_planning_words(path):
                 assert re.fullmatch(r":class: [\w-]+( [\w-]+)*", line) and len(line.split()) <= 3, line
         found = PLANNING.search(cell)
         assert not found, f"planning word {found.group(0)!r} in: {cell[:120]!r}"
+
+
+def _outputs(path):
+    """The text every code cell of the stored notebook printed or displayed."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    texts = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
+            text = out.get("text") or out.get("data", {}).get("text/plain", "")
+            texts.append("".join(text))
+    return "\n".join(texts)
+
+
+# The chapters whose results are meta-learners'. Each must show, in its executed output,
+# a control (the same model and adaptation without meta-training) and the step early
+# stopping kept.
+META_LEARNING_CHAPTERS = ["metric_based", "optimization_based", "memory_based",
+                          "pretrained_adaptation", "coldstart_recommendation"]
+
+
+@pytest.mark.parametrize("name", META_LEARNING_CHAPTERS)
+def test_meta_learning_results_show_their_control_and_kept_step(name):
+    path = next(p for p in notebooks() if p.stem == name)
+    printed = _outputs(path)
+    assert re.search(r"not meta-trained|\(control\)", printed), f"{name}: no control in the outputs"
+    assert re.search(r"kept step|kept episode|kept: episode|meta-steps kept", printed), \
+        f"{name}: the step early stopping kept is never printed"
