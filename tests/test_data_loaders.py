@@ -201,6 +201,21 @@ def test_omniglot_resize_and_rotations():
         omniglot.load_omniglot("test")
 
 
+def test_held_out_characters_take_every_rotation_with_them():
+    labels = np.repeat(np.arange(40), 3)  # 10 characters x 4 rotations, 3 drawings each
+    held = omniglot.hold_out_characters(labels, fraction=0.2, seed=1)
+    assert held.dtype == bool and held.shape == labels.shape
+    held_characters = np.unique(labels[held] // 4)
+    assert len(held_characters) == 2
+    assert not np.isin(labels[~held] // 4, held_characters).any()  # no rotation left behind
+    assert held.sum() == 2 * 4 * 3
+    np.testing.assert_array_equal(held, omniglot.hold_out_characters(labels, 0.2, seed=1))
+    with pytest.raises(ValueError, match="both need one"):
+        omniglot.hold_out_characters(labels, fraction=0.01)
+    with pytest.raises(ValueError, match="integer array"):
+        omniglot.hold_out_characters(labels.astype(float))
+
+
 def test_weekly_sales_fills_gaps_and_drops_cancellations():
     frame = pd.DataFrame({
         "invoice": ["1", "2", "C3", "4", "5"],

@@ -70,3 +70,17 @@ def test_episodes_split_invoices_and_use_training_statistics_only():
         tasks.episode("Atlantis", 5, 30, rng)
     with pytest.raises(ValueError, match="have no lines"):
         CountryTasks(lines, train, ["Atlantis"])
+
+
+def test_validation_countries_come_from_training_never_the_home_market():
+    from metaecom.cases.markets import validation_countries
+    train = ["United Kingdom", "France", "Germany", "Spain", "Norway", "Japan", "Italy", "Peru"]
+    fit, val = validation_countries(train, fraction=0.25, seed=3)
+    assert len(val) == 1 and "United Kingdom" in fit and "United Kingdom" not in val
+    assert sorted(fit + val) == sorted(train) and fit == sorted(fit)
+    assert validation_countries(train, 0.25, seed=3) == (fit, val)
+    assert {tuple(validation_countries(train, 0.5, seed=s)[1]) for s in range(6)}.__len__() > 1
+    with pytest.raises(ValueError, match="no country would validate"):
+        validation_countries(["United Kingdom", "France"], 0.25)
+    with pytest.raises(ValueError, match="more than once"):
+        validation_countries(["France", "France", "Spain"])

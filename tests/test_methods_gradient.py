@@ -444,3 +444,56 @@ def test_a_second_meta_train_call_continues_with_new_episodes(monkeypatch, modul
                          n_query=2, device="cpu", **({"tasks_per_step": 1} if module_name == "gradient" else {}))
     fresh.meta_train(X[IS_TRAIN], Y[IS_TRAIN], meta_steps=2)
     assert drawn == first_call  # the first call is unchanged: same seed, same episodes
+
+
+def _regressor(cls=MAML, inner_lr=0.05, **kwargs):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 16), nn.Tanh(), nn.Linear(16, 1)).double()
+    return cls(model, inner_lr=inner_lr, loss_fn=squared_error, device="cpu", **kwargs)
+
+
+@pytest.mark.parametrize("cls,kwargs", [(MAML, {}), (ANIL, {}), (MetaSGD, {}),
+                                        (Reptile, {"inner_optimizer": "sgd"}),
+                                        (Reptile, {"inner_optimizer": "adam"})])
+def test_adapted_after_equals_adapting_once_per_step_count(cls, kwargs):
+    method = _regressor(cls, **kwargs)
+    sx, sy, qx, _ = _linear_task(np.random.default_rng(5))
+    snapshots = method.adapted_after(sx, sy, [5, 0, 2])
+    assert sorted(snapshots) == [0, 2, 5] and method.test_inner_steps == method.inner_steps
+    for steps, adapted in snapshots.items():
+        method.test_inner_steps = steps
+        np.testing.assert_allclose(adapted.predict(qx), method.adapt(sx, sy).predict(qx), atol=1e-10)
+    assert not np.allclose(snapshots[0].predict(qx), snapshots[5].predict(qx))
+    with pytest.raises(ValueError, match="steps is empty"):
+        method.adapted_after(sx, sy, [])
+
+
+def test_adapted_after_on_a_classifier_gives_classifiers():
+    torch.manual_seed(0)
+    method = MAML(nn.Sequential(nn.Linear(4, 3)), n_way=3, inner_lr=0.5, device="cpu")
+    rng = np.random.default_rng(0)
+    sx, sy = rng.normal(size=(6, 4)).astype(np.float32), np.repeat(np.arange(3), 2)
+    snapshots = method.adapted_after(sx, sy, [0, 3])
+    method.test_inner_steps = 3
+    np.testing.assert_allclose(snapshots[3].predict_proba(sx), method.adapt(sx, sy).predict_proba(sx),
+                               atol=1e-6)
+
+
+def test_choose_test_steps_picks_the_count_with_the_lowest_median_validation_error():
+    from metaecom.methods import choose_test_steps
+    rng = np.random.default_rng(1)
+    tasks = [_linear_task(rng) for _ in range(8)]
+    method = _regressor()
+    scores = choose_test_steps(method, tasks, choices=(0, 1, 20))
+    assert sorted(scores) == [0, 1, 20]
+    assert method.test_inner_steps == min(scores, key=scores.get) == 20  # from a random start, more helps
+    # by hand: the median over tasks of the RMSE after 1 step
+    method.test_inner_steps = 1
+    by_hand = np.median([np.sqrt(np.mean((method.adapt(sx, sy).predict(qx) - qy) ** 2))
+                         for sx, sy, qx, qy in tasks])
+    assert scores[1] == pytest.approx(by_hand)
+    # a diverging step size: the larger counts score infinitely badly, never chosen
+    wild = _regressor(inner_lr=50.0)
+    assert choose_test_steps(wild, tasks, choices=(0, 20)) and wild.test_inner_steps == 0
+    with pytest.raises(ValueError, match="at least one validation task"):
+        choose_test_steps(method, [])

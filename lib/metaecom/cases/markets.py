@@ -79,6 +79,26 @@ def split_countries(lines: pd.DataFrame, min_lines: int = 70, home: str = "Unite
     return sorted(set(eligible) - set(test)), test
 
 
+def validation_countries(train, fraction: float = 0.25, seed: int = 0,
+                         home: str = "United Kingdom") -> tuple[list[str], list[str]]:
+    """(countries that meta-train, countries that validate): a random ``fraction`` of the
+    meta-training countries ``train`` (never ``home``) set aside to choose budgets and
+    hyperparameters, so that the meta-test countries are used for nothing but the result.
+    Both lists sorted."""
+    train = list(train)
+    if len(set(train)) != len(train):
+        raise ValueError("train lists a country more than once")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be strictly between 0 and 1, got {fraction}")
+    others = sorted(c for c in train if c != home)
+    n_val = int(len(others) * fraction)
+    if n_val < 1:
+        raise ValueError(f"{fraction} of the {len(others)} meta-training countries other than "
+                         f"{home!r} is {n_val}: no country would validate")
+    val = sorted(np.random.default_rng([seed, 9]).choice(others, n_val, replace=False).tolist())
+    return sorted(c for c in train if c not in val), val
+
+
 INFEASIBLE_COLUMNS = ["country", "lines", "invoices", "largest_invoice", "k", "n_query", "reason"]
 
 

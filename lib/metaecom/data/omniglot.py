@@ -129,6 +129,31 @@ def with_rotations(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rotated.reshape(n * 4, drawings, h, w), np.repeat(np.arange(n), 4)
 
 
+def hold_out_characters(labels, fraction: float = 0.2, seed: int = 0) -> np.ndarray:
+    """A boolean mask over ``labels`` (rotation classes, ``4*c + k`` as
+    :func:`with_rotations` numbers them): True on the examples of a random ``fraction`` of
+    the *characters*, every rotation of a held-out character included.
+
+    Validation classes for early stopping and hyperparameters must be new characters, not
+    new rotations of training characters: a rotated copy of a character the model trains
+    on is an easier task than a character it has never seen, and would flatter every
+    checkpoint.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-D integer array of rotation classes, got {labels.dtype} "
+                         f"with shape {labels.shape}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be strictly between 0 and 1, got {fraction}")
+    characters = np.unique(labels // 4)
+    n_held = int(len(characters) * fraction)
+    if n_held < 1 or n_held == len(characters):
+        raise ValueError(f"holding out {fraction} of {len(characters)} characters leaves "
+                         f"{n_held} to validate and {len(characters) - n_held} to train; both need one")
+    held = np.random.default_rng(seed).choice(characters, n_held, replace=False)
+    return np.isin(labels // 4, held)
+
+
 def omniglot_classes(split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images ``[n, 1, 28, 28]`` and class labels of one split, rotations as classes."""
     images, _ = with_rotations(load_omniglot(split, 28).images)

@@ -35,7 +35,7 @@ from metaecom.methods.attention import AttentionMemory, attention_read
 from metaecom.methods.base import (Adapted, Method, RegressionAdapted, accuracy, check_query, check_support,
                                    cross_entropy, squared_error)
 from metaecom.methods.cnp import CNP, CNPClassifier
-from metaecom.methods.gradient import GradientMethod
+from metaecom.methods.gradient import GradientMethod, choose_test_steps
 from metaecom.methods.maml import ANIL, FOMAML, MAML, MetaSGD
 from metaecom.methods.mann import MANN
 from metaecom.methods.metric import (FrozenPrototypes, MatchingNet, MetricMethod, NearestNeighbour, ProtoNet,
@@ -51,7 +51,7 @@ __all__ = [
     # metric-based
     "MetricMethod", "ProtoNet", "MatchingNet", "RelationNet", "SiameseNet", "NearestNeighbour", "FrozenPrototypes",
     # optimization-based
-    "GradientMethod", "MAML", "FOMAML", "ANIL", "MetaSGD", "Reptile",
+    "GradientMethod", "choose_test_steps", "MAML", "FOMAML", "ANIL", "MetaSGD", "Reptile",
     # memory-based
     "AttentionMemory", "attention_read", "MANN", "CNP", "CNPClassifier",
     # transfer baselines and large pretrained models

@@ -187,6 +187,46 @@ class GradientMethod(MetaLearner, Method):
         """The inner loop as run at test time (no second-order graph)."""
         return self._adapt(params, x, y, steps, first_order=True)
 
+    # whether k steps then m more equal k + m steps from the start (plain SGD: yes; an
+    # optimiser with state, such as Reptile's Adam, restarts its moments: no)
+    resumable_adaptation = True
+
+    def adapted_after(self, support_x, support_y, steps: Iterable[int]) -> dict[int, Adapted]:
+        """``{s: the task's predictor after s inner steps}`` for every count in ``steps``.
+
+        Equivalent to setting ``test_inner_steps = s`` and calling :meth:`adapt` once per
+        count, but when adaptation can be resumed (SGD) it runs ``max(steps)`` steps once
+        and keeps a snapshot at each count: what choosing the number of test-time steps on
+        validation tasks needs, and what a plot of error against steps needs.
+        """
+        counts = sorted({check_count("steps", s, 0) for s in steps})
+        if not counts:
+            raise ValueError("steps is empty: give at least one number of inner steps")
+        kept, out = self.test_inner_steps, {}
+        try:
+            if not self.resumable_adaptation:
+                for s in counts:
+                    self.test_inner_steps = s
+                    out[s] = self.adapt(support_x, support_y)
+                return out
+            self.test_inner_steps = 0
+            start = self.adapt(support_x, support_y)
+            x, y = self._x(support_x), self._y(np.asarray(support_y))
+            params, done = start.params, 0
+            for s in counts:
+                if s > done:
+                    adapt = set(self.adapt_names() or [n for n, _ in self.model.named_parameters()])
+                    fresh = {n: (p.detach().requires_grad_(True) if n in adapt else p.detach())
+                             for n, p in params.items()}
+                    with torch.enable_grad():
+                        params = {n: p.detach() for n, p in
+                                  self._test_adapt(fresh, x, y, s - done).items()}
+                    done = s
+                out[s] = start.with_params(params)
+            return out
+        finally:
+            self.test_inner_steps = kept
+
     def adapt(self, support_x, support_y) -> Adapted:
         """Inner steps on the support set; a classifier, or a regressor for a regression loss."""
         if self.targets == "values":
@@ -211,6 +251,9 @@ class _GradientClassifier(Adapted):
         self.method, self.params = method, params
         self.n_classes, self.feature_shape = n_classes, tuple(feature_shape)
 
+    def with_params(self, params: dict) -> "_GradientClassifier":
+        return _GradientClassifier(self.method, params, self.n_classes, self.feature_shape)
+
     def predict_proba(self, query_x) -> np.ndarray:
         check_query(query_x, self.feature_shape)
         return self._proba(to_numpy(query_x))  # keep the caller's precision (float64 stays float64)
@@ -225,5 +268,45 @@ class _GradientRegression(RegressionAdapted):
     def __init__(self, method: GradientMethod, params: dict, feature_shape):
         self.method, self.params, self.feature_shape = method, params, tuple(feature_shape)
 
+    def with_params(self, params: dict) -> "_GradientRegression":
+        return _GradientRegression(self.method, params, self.feature_shape)
+
     def _values(self, x):
         return self.method._forward(self.params, x).reshape(len(x)).cpu().numpy()
+
+
+def choose_test_steps(method: GradientMethod, tasks, choices=(1, 2, 5, 10),
+                      error: Callable | None = None) -> dict[int, float]:
+    """Choose ``method.test_inner_steps`` on validation tasks, and return every choice's score.
+
+    Each count in ``choices`` is scored by the median over ``tasks`` (``(support_x,
+    support_y, query_x, query_y)`` tuples) of ``error(predictions, query_y)`` -- by default
+    the RMSE for a regression loss and the error rate (1 - accuracy) for a classifier --
+    and the lowest wins (ties: the fewer steps). The median, so that one task on which
+    adaptation diverges cannot decide. A non-finite error counts as infinitely bad.
+
+    The number of test-time steps is a hyperparameter like any other: fix it on the
+    meta-validation tasks, for the baselines (fine-tuning, a network from its random
+    start) as for the meta-learners, never on the test tasks.
+    """
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("choose_test_steps needs at least one validation task")
+    choices = sorted({check_count("choices", c, 0) for c in choices})
+    if not choices:
+        raise ValueError("choices is empty: give the numbers of inner steps to choose from")
+    if error is None:
+        if method.targets == "values":
+            def error(predicted, target):
+                return float(np.sqrt(np.mean((np.asarray(predicted) - np.asarray(target)) ** 2)))
+        else:
+            def error(predicted, target):
+                return float(np.mean(np.asarray(predicted) != np.asarray(target)))
+    scores = np.empty((len(tasks), len(choices)))
+    for i, (sx, sy, qx, qy) in enumerate(tasks):
+        adapted = method.adapted_after(sx, sy, choices)
+        scores[i] = [error(adapted[c].predict(qx), qy) for c in choices]
+    scores = np.where(np.isfinite(scores), scores, np.inf)
+    median = np.median(scores, axis=0)
+    method.test_inner_steps = choices[int(np.argmin(median))]
+    return dict(zip(choices, median.tolist()))

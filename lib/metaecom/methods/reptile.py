@@ -52,6 +52,8 @@ class Reptile(GradientMethod):
             raise ValueError("Reptile is first-order by construction; do not pass first_order=False")
         kwargs.pop("first_order", None)
         self.inner_optimizer = inner_optimizer
+        # SGD steps can be resumed; Adam's moments restart with every call
+        self.resumable_adaptation = inner_optimizer == "sgd"
         if (inner_batch is not None or test_inner_batch is not None) and inner_optimizer != "adam":
             raise ValueError("inner_batch and test_inner_batch need inner_optimizer='adam'")
         self.inner_batch = None if inner_batch is None else check_count("inner_batch", inner_batch, 1)
