@@ -62,3 +62,29 @@ def test_meta_learning_results_show_their_control_and_kept_step(name):
     assert re.search(r"not meta-trained|\(control\)", printed), f"{name}: no control in the outputs"
     assert re.search(r"kept step|kept episode|kept: episode|meta-steps kept", printed), \
         f"{name}: the step early stopping kept is never printed"
+
+
+def _solutions(path):
+    """(solution text, the cell after it) for every Solution admonition of a chapter."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cells = nb["cells"]
+    found = []
+    for i, cell in enumerate(cells):
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and ":::{admonition} Solution" in text:
+            for solution in text.split(":::{admonition} Solution")[1:]:
+                found.append((solution.split("\n:::")[0], cells[i + 1] if i + 1 < len(cells) else None))
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in notebooks() if "assignments" not in p.parts], ids=lambda p: p.name)
+def test_solution_code_is_executed_not_printed(path):
+    """A solution's code is a hidden cell that runs with the chapter (smoke budgets in the
+    suite), so its numbers cannot silently go stale: no solution holds a code block, and
+    one that points to "the hidden cell below" is followed by an executed hidden cell."""
+    for solution, after in _solutions(path):
+        assert "```" not in solution, f"a solution holds a code block instead of a cell: {solution[:120]!r}"
+        if "hidden cell below" in solution:
+            assert after is not None and after["cell_type"] == "code", solution[:120]
+            assert "hide-cell" in after["metadata"].get("tags", []), solution[:120]
+            assert after.get("outputs"), f"the solution's hidden cell has no stored output: {solution[:120]!r}"
