@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from metaecom.checks import check_count, check_positive
+from metaecom.evaluate import rmse
 from metaecom.methods.base import (Adapted, Method, RegressionAdapted, as_tensor, check_query, check_support,
                                    check_values,
                                    cross_entropy, targets_of, to_numpy)
@@ -298,7 +299,7 @@ def choose_test_steps(method: GradientMethod, tasks, choices=(1, 2, 5, 10),
     if error is None:
         if method.targets == "values":
             def error(predicted, target):
-                return float(np.sqrt(np.mean((np.asarray(predicted) - np.asarray(target)) ** 2)))
+                return float(rmse(predicted, target))
         else:
             def error(predicted, target):
                 return float(np.mean(np.asarray(predicted) != np.asarray(target)))
