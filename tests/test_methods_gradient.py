@@ -497,3 +497,20 @@ def test_choose_test_steps_picks_the_count_with_the_lowest_median_validation_err
     assert choose_test_steps(wild, tasks, choices=(0, 20)) and wild.test_inner_steps == 0
     with pytest.raises(ValueError, match="at least one validation task"):
         choose_test_steps(method, [])
+
+
+@pytest.mark.parametrize("cls,kwargs", [(MAML, {}), (ANIL, {}), (MetaSGD, {}),
+                                        (Reptile, {"inner_optimizer": "adam"})])
+def test_an_empty_support_set_predicts_with_the_start(cls, kwargs):
+    # K = 0 (a product with no sales yet): nothing to adapt to, so every step count gives
+    # the meta-learned start itself
+    method = _regressor(cls, **kwargs)
+    sx, sy, qx, _ = _linear_task(np.random.default_rng(6))
+    empty_x, empty_y = sx[:0], sy[:0]
+    start = method.adapt(empty_x, empty_y).predict(qx)
+    method.test_inner_steps = 0
+    np.testing.assert_allclose(start, method.adapt(sx, sy).predict(qx), atol=1e-10)
+    for adapted in method.adapted_after(empty_x, empty_y, [0, 3]).values():
+        np.testing.assert_allclose(adapted.predict(qx), start)
+    with pytest.raises(ValueError, match="support_x must be an array"):
+        method.adapt(np.zeros(0), np.zeros(0))

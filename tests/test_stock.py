@@ -46,3 +46,23 @@ def test_bad_input_is_refused_before_anything_is_computed():
         pinball_loss([], [], 0.5)
     with pytest.raises(ValueError):
         critical_ratio(0.0, 1.0)
+
+
+def test_calibrated_quantile_covers_the_stated_share_of_new_units():
+    from metaecom.cases.stock import calibrated_quantile
+    rng = np.random.default_rng(2)
+    level = rng.gamma(2.0, 20.0, 4000)                 # each unit's expected demand
+    demand = rng.poisson(level * rng.lognormal(0, 0.5, 4000)).astype(float)
+    forecast = level * 0.7                             # a biased point forecast
+    past, new = slice(0, 2000), slice(2000, None)
+    for q in (0.2, 0.5, 0.8):
+        order = calibrated_quantile(forecast[new], forecast[past], demand[past], q)
+        assert abs(np.mean(demand[new] <= order) - q) < 0.03
+    # a higher quantile orders more, for every unit
+    low = calibrated_quantile(forecast[new], forecast[past], demand[past], 0.2)
+    high = calibrated_quantile(forecast[new], forecast[past], demand[past], 0.8)
+    assert (high >= low).all() and (high > low).mean() > 0.9
+    with pytest.raises(ValueError, match="non-negative"):
+        calibrated_quantile([1.0], [-1.0], [2.0], 0.5)
+    with pytest.raises(ValueError, match="same shape"):
+        calibrated_quantile([1.0], [1.0, 2.0], [2.0], 0.5)

@@ -5,6 +5,8 @@
 - :mod:`metaecom.cases.coldstart`      -- rating features for cold-start recommendation
 - :mod:`metaecom.cases.recommendation` -- MeLU's baselines, scoring per user, early stopping
 - :mod:`metaecom.cases.markets`        -- Online Retail countries as few-shot regression tasks
+- :mod:`metaecom.cases.launches`       -- new products as forecasting tasks: launch curves,
+  left-censoring, a split in time
 - :mod:`metaecom.cases.stock`          -- stocking from a forecast: the newsvendor rule, its
   cost, and the quantile (pinball) loss
 

@@ -11,6 +11,8 @@ by its quantile (pinball) loss at that level, and in the end by the cost of its 
 - :func:`critical_ratio`   -- the quantile level the costs call for
 - :func:`pinball_loss`     -- the loss whose minimiser is that quantile
 - :func:`newsvendor_cost`  -- the money an order costs once demand is known
+- :func:`calibrated_quantile` -- any point forecaster's quantile, from its errors on
+  past units (split conformal, on the log scale)
 """
 
 from __future__ import annotations
@@ -65,3 +67,28 @@ def newsvendor_cost(order, demand, underage: float, overage: float) -> np.ndarra
     if (order < 0).any():
         raise ValueError(f"order holds {int((order < 0).sum())} negative quantities")
     return underage * np.maximum(demand - order, 0) + overage * np.maximum(order - demand, 0)
+
+
+def calibrated_quantile(forecast, past_forecast, past_demand, quantile: float) -> np.ndarray:
+    """The ``quantile`` of demand from a point ``forecast``: the forecast moved by that
+    quantile of the log errors the same forecaster made on past units.
+
+    With ``e = log(1 + past_demand) - log(1 + past_forecast)`` (one error per past unit,
+    e.g. the validation products), the result is ``(1 + forecast) * exp(Q_q(e)) - 1``,
+    floored at 0. If new units are exchangeable with the past ones, a share ``quantile``
+    of their demands falls at or below it (split conformal prediction, Vovk et al. 2005;
+    the ``ceil((n + 1) q) / n`` empirical quantile gives that guarantee with ``n`` past
+    units). It turns any point forecaster into one that can stock at a critical ratio,
+    so that methods are compared on their orders with the same calibration rule.
+    """
+    forecast = np.asarray(forecast, dtype=float)
+    past_forecast, past_demand = _arrays(past_forecast, past_demand, ("past_forecast", "past_demand"))
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be strictly between 0 and 1, got {quantile}")
+    for name, values in (("forecast", forecast), ("past_forecast", past_forecast), ("past_demand", past_demand)):
+        if not np.isfinite(values).all() or (values < 0).any():
+            raise ValueError(f"{name} must hold finite, non-negative quantities")
+    errors = np.sort(np.log1p(past_demand) - np.log1p(past_forecast))
+    n = len(errors)
+    rank = min(n, int(np.ceil((n + 1) * quantile)))  # 1-based rank of the conformal quantile
+    return np.maximum(np.expm1(np.log1p(forecast) + errors[rank - 1]), 0.0)

@@ -205,6 +205,9 @@ class GradientMethod(MetaLearner, Method):
             raise ValueError("steps is empty: give at least one number of inner steps")
         kept, out = self.test_inner_steps, {}
         try:
+            if self.targets == "values" and len(np.asarray(support_x)) == 0:
+                start = self.adapt(support_x, support_y)  # K = 0: the start, whatever the count
+                return {s: start for s in counts}
             if not self.resumable_adaptation:
                 for s in counts:
                     self.test_inner_steps = s
@@ -232,8 +235,10 @@ class GradientMethod(MetaLearner, Method):
         """Inner steps on the support set; a classifier, or a regressor for a regression loss."""
         if self.targets == "values":
             x, y = check_values(support_x, support_y)
-            if len(x) == 0:
-                raise ValueError(f"support_x must be a non-empty array [examples, features...], got shape {x.shape}")
+            if len(x) == 0:  # K = 0: nothing to adapt to, the start itself predicts
+                start = {n: p.detach() for n, p in self.task_parameters(
+                    dict(self.model.named_parameters()), self._y(y)).items()}
+                return _GradientRegression(self, start, x.shape[1:])
             return _GradientRegression(self, self.adapted_parameters(self._x(x), self._y(y)), x.shape[1:])
         x, y, n = check_support(support_x, support_y)
         if n != self.n_way and not self.shared_head:
