@@ -356,3 +356,26 @@ def test_chapter_countries_can_supply_the_chapters_episodes():
     tasks = CountryTasks(lines, train, test, shots=[2, 5, 10, 20], n_query=30)
     assert tasks.dropped.empty and tasks.train_countries == train and tasks.test_countries == test
     assert {"Brazil", "RSA", "Saudi Arabia"} <= set(infeasible_countries(lines, 20, 30)["country"])
+
+
+def test_undone_sales_match_each_cancellation_to_one_earlier_sale():
+    t = pd.Timestamp("2011-03-01 10:00")
+    lines = pd.DataFrame({
+        "invoice": ["1", "2", "3", "C4", "5", "C6", "7"],
+        "stock_code": ["A", "A", "A", "A", "B", "B", "A"],
+        "quantity": [5, 5, 7, -5, 3, -3, 5],
+        "invoice_date": [t, t + pd.Timedelta(hours=1), t, t + pd.Timedelta(hours=2), t, t - pd.Timedelta(hours=1),
+                         t + pd.Timedelta(hours=3)],
+        "customer_id": pd.array([1, 1, 1, 1, 1, 1, 1], dtype="Int32"),
+    })
+    # C4 undoes the latest earlier sale of 5 x A (invoice 2); C6 precedes its sale: no match;
+    # invoice 7 comes after C4 and stays
+    np.testing.assert_array_equal(retail.undone_sales(lines), [False, True, False, False, False, False, False])
+    weekly = retail.weekly_sales(lines, undone="drop")
+    assert weekly["value"].sum() == 5 + 7 + 3 + 5
+    assert _count(weekly, "undone by a later cancellation") == 1
+    assert retail.weekly_sales(lines)["value"].sum() == 5 + 5 + 7 + 3 + 5
+    with pytest.raises(ValueError, match='undone must be "keep" or "drop"'):
+        retail.weekly_sales(lines, undone="yes")
+    with pytest.raises(SchemaError, match="customer_id"):
+        retail.undone_sales(lines.drop(columns="customer_id"))

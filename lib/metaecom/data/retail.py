@@ -335,7 +335,41 @@ def _check_lines(frame: pd.DataFrame, what: str) -> None:
                           "InvoiceDate, ...) and converts the types.")
 
 
-def weekly_sales(frame: pd.DataFrame) -> pd.DataFrame:
+def undone_sales(frame: pd.DataFrame) -> np.ndarray:
+    """A mask of the sale lines that a cancellation undid: a later "C..." line of the same
+    customer and product with the same quantity negated.
+
+    Each cancellation undoes one sale line: the latest one before it with that customer,
+    product and quantity that no other cancellation has undone (lines without a customer
+    id are never matched). In Online Retail such pairs include orders of tens of thousands
+    of units cancelled within minutes: they were never demand.
+    """
+    _check_lines(frame, "undone_sales")
+    if "customer_id" not in frame.columns:
+        raise SchemaError("undone_sales needs the customer_id column to match cancellations to sales")
+    cancelled = frame["invoice"].astype("string").str.startswith("C").fillna(False).to_numpy(dtype=bool)
+    known = frame["customer_id"].notna().to_numpy(dtype=bool)
+    lines = pd.DataFrame({"customer": frame["customer_id"].to_numpy(), "product": frame["stock_code"].to_numpy(),
+                          "size": frame["quantity"].abs().to_numpy(), "time": frame["invoice_date"].to_numpy(),
+                          "row": np.arange(len(frame))})
+    sale = ~cancelled & (frame["quantity"] > 0).to_numpy(dtype=bool) & known
+    undo = cancelled & (frame["quantity"] < 0).to_numpy(dtype=bool) & known
+    keys = ["customer", "product", "size"]
+    sales_by_key = {k: g.sort_values(["time", "row"]) for k, g in lines[sale].groupby(keys, sort=False)}
+    undone = np.zeros(len(frame), dtype=bool)
+    for key, group in lines[undo].sort_values(["time", "row"]).groupby(keys, sort=False):
+        candidates = sales_by_key.get(key)
+        if candidates is None:
+            continue
+        times, rows = candidates["time"].to_numpy(), candidates["row"].to_numpy()
+        for when in group["time"].to_numpy():
+            earlier = np.flatnonzero((times <= when) & ~undone[rows])
+            if len(earlier):
+                undone[rows[earlier[-1]]] = True
+    return undone
+
+
+def weekly_sales(frame: pd.DataFrame, undone: str = "keep") -> pd.DataFrame:
     """Units sold per product and week, from each product's first sale to the last week.
 
     ``frame``: invoice lines as :func:`read_online_retail` returns them (at least invoice,
@@ -345,11 +379,18 @@ def weekly_sales(frame: pd.DataFrame) -> pd.DataFrame:
     sale after a product's launch are filled with 0, so each product's series is complete.
     Returns columns product (stock code), period (week start, datetime64), value (float
     units), weeks_since_launch (int, 0 = launch week).
+
+    ``undone="drop"`` also leaves out the sale lines a later cancellation undid (see
+    :func:`undone_sales`; needs customer_id), so that the weekly values are demand that
+    stayed; the default ``"keep"`` counts every sale line as it was invoiced.
     """
     _check_lines(frame, "weekly_sales")
+    if undone not in ("keep", "drop"):
+        raise ValueError(f'undone must be "keep" or "drop", got {undone!r}')
     cancelled = frame["invoice"].astype("string").str.startswith("C").fillna(False).to_numpy(dtype=bool)
     positive = (frame["quantity"] > 0).to_numpy(dtype=bool)
-    sales = frame[~cancelled & positive]
+    reversed_ = undone_sales(frame) if undone == "drop" else np.zeros(len(frame), dtype=bool)
+    sales = frame[~cancelled & positive & ~reversed_]
     sales.attrs = {}  # the report is carried below, not through every step
     if sales.empty:
         raise ValueError("no sales left after dropping cancellations and non-positive quantities")
@@ -372,4 +413,7 @@ def weekly_sales(frame: pd.DataFrame) -> pd.DataFrame:
                 "left out of the weekly sales: a cancellation is not a sale", examples_of(frame["invoice"][cancelled])),
         Problem("line with quantity <= 0 (not a cancellation) left out", int((~cancelled & ~positive).sum()),
                 "left out of the weekly sales: returns and adjustments are not sales",
-                examples_of(frame["invoice"][~cancelled & ~positive])))
+                examples_of(frame["invoice"][~cancelled & ~positive])),
+        *([Problem("sale line undone by a later cancellation left out", int(reversed_.sum()),
+                   "left out of the weekly sales (undone='drop'): the order did not stay",
+                   examples_of(frame["invoice"][reversed_]))] if undone == "drop" else []))
