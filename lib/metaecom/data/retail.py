@@ -355,9 +355,11 @@ def undone_sales(frame: pd.DataFrame) -> np.ndarray:
     sale = ~cancelled & (frame["quantity"] > 0).to_numpy(dtype=bool) & known
     undo = cancelled & (frame["quantity"] < 0).to_numpy(dtype=bool) & known
     keys = ["customer", "product", "size"]
-    sales_by_key = {k: g.sort_values(["time", "row"]) for k, g in lines[sale].groupby(keys, sort=False)}
+    cancellations = lines[undo].sort_values(["time", "row"])
+    candidates = lines[sale].merge(cancellations[keys].drop_duplicates(), on=keys)  # only keys ever cancelled
+    sales_by_key = {k: g.sort_values(["time", "row"]) for k, g in candidates.groupby(keys, sort=False)}
     undone = np.zeros(len(frame), dtype=bool)
-    for key, group in lines[undo].sort_values(["time", "row"]).groupby(keys, sort=False):
+    for key, group in cancellations.groupby(keys, sort=False):
         candidates = sales_by_key.get(key)
         if candidates is None:
             continue
