@@ -68,3 +68,17 @@ def test_tasks_take_the_first_weeks_as_support_and_the_next_as_query():
         launch_tasks(curves, features, shots=1, horizon=4)
     with pytest.raises(ValueError, match="one row per row of curves"):
         launch_tasks(curves, features[:1], shots=1, horizon=2)
+
+
+def test_neighbour_curves_average_the_most_similar_earlier_products():
+    from metaecom.cases.launches import neighbour_curves
+    old = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    curves = np.array([[1.0, 1.0], [3.0, 3.0], [10.0, 10.0]])
+    np.testing.assert_allclose(neighbour_curves([[1.0, 0.05]], old, curves, k=2), [[2.0, 2.0]])
+    np.testing.assert_allclose(neighbour_curves([[0.0, 2.0]], old, curves, k=1), [[10.0, 10.0]])
+    # scoring the old products themselves: none is its own neighbour
+    np.testing.assert_allclose(neighbour_curves(old, old, curves, k=1, exclude_self=True)[0], [3.0, 3.0])
+    with pytest.raises(ValueError, match="only 2 earlier products"):
+        neighbour_curves(old, old, curves, k=3, exclude_self=True)
+    with pytest.raises(ValueError, match="same d"):
+        neighbour_curves([[1.0]], old, curves, k=1)

@@ -514,3 +514,18 @@ def test_an_empty_support_set_predicts_with_the_start(cls, kwargs):
         np.testing.assert_allclose(adapted.predict(qx), start)
     with pytest.raises(ValueError, match="support_x must be an array"):
         method.adapt(np.zeros(0), np.zeros(0))
+
+
+def test_choose_test_steps_by_the_mean_lets_the_large_errors_decide():
+    from metaecom.methods import choose_test_steps
+    rng = np.random.default_rng(3)
+    small = [_linear_task(rng) for _ in range(5)]
+    # three tasks whose targets are 100 times larger: adapting matters most there
+    large = [(sx, 100 * sy, qx, 100 * qy) for sx, sy, qx, qy in (_linear_task(rng) for _ in range(3))]
+    method = _regressor()
+    by_mean = choose_test_steps(method, small + large, choices=(0, 1), statistic="mean")
+    method.test_inner_steps = 1
+    errors = [np.sqrt(np.mean((method.adapt(sx, sy).predict(qx) - qy) ** 2)) for sx, sy, qx, qy in small + large]
+    assert by_mean[1] == pytest.approx(np.mean(errors))
+    with pytest.raises(ValueError, match='statistic must be "median" or "mean"'):
+        choose_test_steps(method, small, statistic="max")

@@ -13,6 +13,8 @@ only counted from ``launched_from`` on. Each launched product is one task: its f
 - :func:`launch_tasks`     -- ``(support_x, support_y, query_x, query_y)`` per product, with
   the week since launch and the product's own features as inputs and ``log(1 + units)`` as
   the target
+- :func:`neighbour_curves` -- the mean launch curve of the most similar earlier products
+  (the forecast for a product with no sales yet)
 """
 
 from __future__ import annotations
@@ -106,3 +108,31 @@ def launch_tasks(curves: pd.DataFrame, features: np.ndarray, shots: int, horizon
         x = np.hstack([week, np.broadcast_to(row, (len(week), len(row)))])
         tasks.append((x[:shots], y[:shots], x[shots:], y[shots:]))
     return tasks
+
+
+def neighbour_curves(new_embeddings, old_embeddings, old_curves, k: int, exclude_self: bool = False) -> np.ndarray:
+    """For each new product, the mean curve of the ``k`` earlier products most like it.
+
+    Likeness is the cosine similarity of the embeddings (e.g. of the product
+    descriptions), so a product with no sales yet still gets a launch curve: "products
+    like this one sold this way". ``old_curves`` is ``[old products, weeks]`` (any scale;
+    the book passes ``log(1 + units)``). ``exclude_self=True`` is for scoring the old
+    products themselves: each leaves itself out (``new`` and ``old`` are then the same).
+    """
+    k = check_count("k", k, 1)
+    new, old = np.asarray(new_embeddings, dtype=float), np.asarray(old_embeddings, dtype=float)
+    curves = np.asarray(old_curves, dtype=float)
+    if new.ndim != 2 or old.ndim != 2 or new.shape[1] != old.shape[1]:
+        raise ValueError(f"embeddings must be [products, d] with the same d, got {new.shape} and {old.shape}")
+    if len(curves) != len(old):
+        raise ValueError(f"old_curves has {len(curves)} rows for {len(old)} old products")
+    if exclude_self and len(new) != len(old):
+        raise ValueError("exclude_self needs the same products on both sides")
+    if k > len(old) - int(exclude_self):
+        raise ValueError(f"k = {k} neighbours, but only {len(old) - int(exclude_self)} earlier products")
+    unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)  # noqa: E731
+    similarity = unit(new) @ unit(old).T
+    if exclude_self:
+        np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    return curves[nearest].mean(axis=1)

@@ -282,7 +282,7 @@ class _GradientRegression(RegressionAdapted):
 
 
 def choose_test_steps(method: GradientMethod, tasks, choices=(1, 2, 5, 10),
-                      error: Callable | None = None) -> dict[int, float]:
+                      error: Callable | None = None, statistic: str = "median") -> dict[int, float]:
     """Choose ``method.test_inner_steps`` on validation tasks, and return every choice's score.
 
     Each count in ``choices`` is scored by the median over ``tasks`` (``(support_x,
@@ -290,6 +290,10 @@ def choose_test_steps(method: GradientMethod, tasks, choices=(1, 2, 5, 10),
     the RMSE for a regression loss and the error rate (1 - accuracy) for a classifier --
     and the lowest wins (ties: the fewer steps). The median, so that one task on which
     adaptation diverges cannot decide. A non-finite error counts as infinitely bad.
+    ``statistic="mean"`` scores by the mean instead: right when the tasks' errors differ
+    in scale and the large ones matter (a median over products, most of which barely
+    sell, can prefer not adapting at all); a count that diverges on any task then scores
+    inf.
 
     The number of test-time steps is a hyperparameter like any other: fix it on the
     meta-validation tasks, for the baselines (fine-tuning, a network from its random
@@ -298,6 +302,8 @@ def choose_test_steps(method: GradientMethod, tasks, choices=(1, 2, 5, 10),
     tasks = list(tasks)
     if not tasks:
         raise ValueError("choose_test_steps needs at least one validation task")
+    if statistic not in ("median", "mean"):
+        raise ValueError(f'statistic must be "median" or "mean", got {statistic!r}')
     choices = sorted({check_count("choices", c, 0) for c in choices})
     if not choices:
         raise ValueError("choices is empty: give the numbers of inner steps to choose from")
@@ -314,6 +320,6 @@ def choose_test_steps(method: GradientMethod, tasks, choices=(1, 2, 5, 10),
             adapted = method.adapted_after(sx, sy, choices)
             scores[i] = [error(adapted[c].predict(qx), qy) for c in choices]
     scores = np.where(np.isfinite(scores), scores, np.inf)
-    median = np.median(scores, axis=0)
-    method.test_inner_steps = choices[int(np.argmin(median))]
-    return dict(zip(choices, median.tolist()))
+    summary = np.median(scores, axis=0) if statistic == "median" else scores.mean(axis=0)
+    method.test_inner_steps = choices[int(np.argmin(summary))]
+    return dict(zip(choices, summary.tolist()))
