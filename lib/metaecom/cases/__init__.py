@@ -7,6 +7,7 @@
 - :mod:`metaecom.cases.markets`        -- Online Retail countries as few-shot regression tasks
 - :mod:`metaecom.cases.launches`       -- new products as forecasting tasks: launch curves,
   left-censoring, a split in time
+- :mod:`metaecom.cases.risk`           -- risk scores at a review budget, and calibration
 - :mod:`metaecom.cases.stock`          -- stocking from a forecast: the newsvendor rule, its
   cost, and the quantile (pinball) loss
 
