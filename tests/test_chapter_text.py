@@ -52,7 +52,8 @@ def _outputs(path):
 # a control (the same model and adaptation without meta-training) and the step early
 # stopping kept.
 META_LEARNING_CHAPTERS = ["metric_based", "optimization_based", "memory_based",
-                          "pretrained_adaptation", "coldstart_recommendation"]
+                          "pretrained_adaptation", "coldstart_recommendation",
+                          "new_product_demand"]
 
 
 @pytest.mark.parametrize("name", META_LEARNING_CHAPTERS)
