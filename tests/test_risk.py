@@ -37,3 +37,41 @@ def test_calibration_table_matches_a_calibrated_score():
     np.testing.assert_allclose(table["observed rate"], table["mean score"], atol=0.02)
     overconfident = calibration_table(np.clip(2 * scores - 0.5, 0, 1), labels, bins=5)
     assert abs(overconfident["observed rate"].iloc[0] - overconfident["mean score"].iloc[0]) > 0.05
+
+
+def test_order_table_marks_orders_a_later_cancellation_undid():
+    import pandas as pd
+    from metaecom.cases.risk import order_table
+    t = pd.Timestamp("2011-03-01 10:00")
+    lines = pd.DataFrame({
+        "invoice": ["1", "1", "2", "C3", "4", "5"],
+        "stock_code": ["A", "B", "A", "B", "A", "A"],
+        "quantity": [2, 24, 3, -24, 5, 1],
+        "invoice_date": [t, t, t + pd.Timedelta(days=2), t + pd.Timedelta(days=3), t, t],
+        "unit_price": [1.0, 0.5, 1.0, 0.5, 2.0, 1.0],
+        "customer_id": pd.array([7, 7, 7, 7, 8, pd.NA], dtype="Int32"),
+        "country": ["France"] * 6,
+    })
+    orders = order_table(lines).set_index("invoice")
+    assert list(orders.index) == ["1", "4", "2"]            # time order; no customer: not an order
+    assert orders.loc["1", "cancelled"] and not orders.loc["2", "cancelled"]
+    assert orders.loc["1", "value"] == 2 * 1.0 + 24 * 0.5 and orders.loc["1", "bulk_share"] == 0.5
+    assert orders.loc["2", "order_number"] == 1 and orders.loc["2", "days_since_previous"] == 2.0
+    assert np.isnan(orders.loc["4", "days_since_previous"])
+
+
+def test_binary_log_loss_trains_a_yes_no_model():
+    import torch
+    from metaecom.methods import MAML, binary_log_loss
+    assert binary_log_loss.targets == "values"
+    out = torch.tensor([[0.0], [2.0]])
+    expected = -(np.log(0.5) + np.log(1 / (1 + np.exp(-2.0)))) / 2
+    assert float(binary_log_loss(out, torch.tensor([0.0, 1.0]))) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match=r"\[n, 1\] logits"):
+        binary_log_loss(torch.zeros(3, 2), torch.zeros(3))
+    torch.manual_seed(0)
+    method = MAML(torch.nn.Linear(1, 1), loss_fn=binary_log_loss, inner_lr=1.0, test_inner_steps=20,
+                  device="cpu")
+    x = np.array([[-2.0], [-1.0], [1.0], [2.0]], dtype=np.float32)
+    logits = method.adapt(x, np.array([0.0, 0.0, 1.0, 1.0])).predict(x)
+    assert logits[0] < 0 < logits[3]  # adapted towards the labels

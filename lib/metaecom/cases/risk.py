@@ -5,6 +5,8 @@ worth the bad orders it puts inside that share. ROC-AUC and PR-AUC summarise a r
 over every possible budget; the team lives at one of them, and acts on the score as a
 probability only if the score is calibrated.
 
+- :func:`order_table`      -- one row per order of a known customer, with what is known
+  when it is placed and whether a later cancellation undid it
 - :func:`caught_at_budget` -- the share of bad orders among the top ``budget`` of scores
 - :func:`calibration_table` -- mean score against the observed rate, per score bin
 """
@@ -13,6 +15,40 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from metaecom.data.retail import undone_sales
+
+
+def order_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per sale invoice of a known customer, in time order.
+
+    ``frame``: invoice lines as :func:`metaecom.data.read_online_retail` returns them.
+    Columns: invoice, customer, country, time (of the invoice), lines, value (sum of
+    quantity x unit price), mean_price (mean unit price of its lines), bulk_share (share
+    of lines of 12 units or more), order_number (0 for a customer's first order in the
+    data), days_since_previous (NaN for the first) and **cancelled**: whether a later
+    cancellation undid at least one of its lines (:func:`~metaecom.data.undone_sales`:
+    same customer, product and quantity). A cancellation of part of a line's quantity is
+    not matched, so ``cancelled`` counts the clear cases only. Lines without a customer
+    id, cancellations and lines with quantity <= 0 are not orders and are left out.
+    """
+    undone = undone_sales(frame)
+    cancelled = frame["invoice"].astype("string").str.startswith("C").fillna(False).to_numpy(dtype=bool)
+    keep = ~cancelled & (frame["quantity"] > 0).to_numpy(dtype=bool) & frame["customer_id"].notna().to_numpy()
+    lines = frame[keep].assign(undone=undone[keep], amount=lambda t: t["quantity"] * t["unit_price"],
+                               bulk=lambda t: t["quantity"] >= 12)
+    if lines.empty:
+        raise ValueError("no sale line with a customer id: there are no orders to score")
+    orders = lines.groupby("invoice", sort=False).agg(
+        customer=("customer_id", "first"), country=("country", "first"), time=("invoice_date", "min"),
+        lines=("stock_code", "size"), value=("amount", "sum"), mean_price=("unit_price", "mean"),
+        bulk_share=("bulk", "mean"), cancelled=("undone", "any")).reset_index()
+    orders["country"] = orders["country"].astype(str)
+    orders = orders.sort_values(["time", "invoice"], kind="stable").reset_index(drop=True)
+    by_customer = orders.groupby("customer", sort=False)
+    orders["order_number"] = by_customer.cumcount()
+    orders["days_since_previous"] = by_customer["time"].diff().dt.total_seconds() / 86400
+    return orders
 
 
 def _scores_and_labels(scores, labels) -> tuple[np.ndarray, np.ndarray]:

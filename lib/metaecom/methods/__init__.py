@@ -32,8 +32,8 @@ pooling, the item-mean rating baseline) are in :mod:`metaecom.baselines`.
 """
 
 from metaecom.methods.attention import AttentionMemory, attention_read
-from metaecom.methods.base import (Adapted, Method, RegressionAdapted, accuracy, check_query, check_support,
-                                   cross_entropy, squared_error)
+from metaecom.methods.base import (Adapted, Method, RegressionAdapted, accuracy, binary_log_loss, check_query,
+                                   check_support, cross_entropy, squared_error)
 from metaecom.methods.cnp import CNP, CNPClassifier
 from metaecom.methods.gradient import GradientMethod, choose_test_steps
 from metaecom.methods.maml import ANIL, FOMAML, MAML, MetaSGD
@@ -47,7 +47,7 @@ from metaecom.methods.transfer import (Distillation, Ensemble, FineTune, LinearP
 
 __all__ = [
     "Adapted", "Method", "RegressionAdapted", "accuracy", "check_query", "check_support", "cross_entropy",
-    "squared_error",
+    "squared_error", "binary_log_loss",
     # metric-based
     "MetricMethod", "ProtoNet", "MatchingNet", "RelationNet", "SiameseNet", "NearestNeighbour", "FrozenPrototypes",
     # optimization-based

@@ -180,6 +180,21 @@ cross_entropy.targets = "classes"
 squared_error.targets = "values"
 
 
+def binary_log_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Loss for a yes/no outcome: binary cross-entropy of logits ``[n]`` or ``[n, 1]``
+    against targets 0/1. A regression method with this loss predicts logits; the
+    probability is ``1 / (1 + exp(-logit))``."""
+    if output.dim() == 2 and output.shape[1] == 1:
+        output = output.squeeze(1)
+    if output.shape != target.shape:
+        raise ValueError(f"a yes/no model must output [n, 1] logits for {len(target)} targets, "
+                         f"got shape {list(output.shape)}")
+    return F.binary_cross_entropy_with_logits(output, target)
+
+
+binary_log_loss.targets = "values"
+
+
 def targets_of(loss_fn) -> str:
     """``"classes"`` or ``"values"``: what ``loss_fn`` compares the model's outputs with."""
     kind = getattr(loss_fn, "targets", "classes")
