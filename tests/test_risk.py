@@ -75,3 +75,23 @@ def test_binary_log_loss_trains_a_yes_no_model():
     x = np.array([[-2.0], [-1.0], [1.0], [2.0]], dtype=np.float32)
     logits = method.adapt(x, np.array([0.0, 0.0, 1.0, 1.0])).predict(x)
     assert logits[0] < 0 < logits[3]  # adapted towards the labels
+
+
+def test_bootstrap_by_group_resamples_whole_groups_and_pairs_methods():
+    from sklearn.metrics import roc_auc_score
+    from metaecom.cases.risk import bootstrap_by_group
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(200), 5)
+    labels = (rng.random(1000) < 0.2).astype(int)
+    good = labels + rng.normal(0, 0.8, 1000)
+    noise = rng.normal(0, 1, 1000)
+    draws = bootstrap_by_group(roc_auc_score, labels, {"good": good, "noise": noise}, groups,
+                               resamples=100, seed=0)
+    assert draws.shape == (100, 2)
+    assert abs(draws["good"].mean() - roc_auc_score(labels, good)) < 0.01
+    assert (draws["good"] - draws["noise"]).quantile(0.025) > 0  # paired: clearly better
+    # the same seed gives the same resamples
+    again = bootstrap_by_group(roc_auc_score, labels, {"good": good}, groups, resamples=100, seed=0)
+    np.testing.assert_allclose(again["good"], draws["good"])
+    with pytest.raises(ValueError, match="one class only"):
+        bootstrap_by_group(roc_auc_score, np.zeros(1000), {"good": good}, groups)

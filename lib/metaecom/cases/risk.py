@@ -9,6 +9,8 @@ probability only if the score is calibrated.
   when it is placed and whether a later cancellation undid it
 - :func:`caught_at_budget` -- the share of bad orders among the top ``budget`` of scores
 - :func:`calibration_table` -- mean score against the observed rate, per score bin
+- :func:`bootstrap_by_group` -- any metric's spread when whole customers are resampled,
+  the same resamples for every method (paired)
 """
 
 from __future__ import annotations
@@ -96,3 +98,34 @@ def calibration_table(scores, labels, bins: int = 10) -> pd.DataFrame:
     return pd.DataFrame({"orders": [len(g) for g in groups],
                          "mean score": [scores[g].mean() for g in groups],
                          "observed rate": [labels[g].mean() for g in groups]})
+
+
+def bootstrap_by_group(metric, labels, scores: dict, groups, resamples: int = 200, seed: int = 0) -> pd.DataFrame:
+    """``metric(labels, scores)`` for every method in ``scores`` on ``resamples`` resamples
+    of whole groups (e.g. customers) drawn with replacement: ``[resamples, methods]``.
+
+    Orders of one customer are not independent, so the customers, not the orders, are
+    resampled (the cluster bootstrap). Every method is scored on the *same* resamples, so
+    the difference of two columns is the paired bootstrap distribution of their
+    difference. A resample whose labels are all one class is drawn again.
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    scores = {name: np.asarray(s, dtype=float) for name, s in scores.items()}
+    if any(s.shape != labels.shape for s in scores.values()) or groups.shape != labels.shape:
+        raise ValueError("labels, groups and every method's scores must have the same length")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise ValueError(f"resamples must be an integer >= 1, got {resamples!r}")
+    if len(np.unique(labels)) < 2:
+        raise ValueError("labels hold one class only: the metric is undefined")
+    names, index = np.unique(groups, return_inverse=True)
+    rows_of = [np.flatnonzero(index == g) for g in range(len(names))]
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, len(scores)))
+    done = 0
+    while done < resamples:
+        rows = np.concatenate([rows_of[g] for g in rng.integers(len(names), size=len(names))])
+        if len(np.unique(labels[rows])) < 2:
+            continue
+        out[done] = [metric(labels[rows], s[rows]) for s in scores.values()]
+        done += 1
+    return pd.DataFrame(out, columns=list(scores))
