@@ -379,3 +379,14 @@ def test_undone_sales_match_each_cancellation_to_one_earlier_sale():
         retail.weekly_sales(lines, undone="yes")
     with pytest.raises(SchemaError, match="customer_id"):
         retail.undone_sales(lines.drop(columns="customer_id"))
+
+
+def test_undone_at_gives_the_time_of_the_cancellation():
+    t = pd.Timestamp("2011-03-01 10:00")
+    lines = pd.DataFrame({
+        "invoice": ["1", "C2", "3"], "stock_code": ["A", "A", "A"], "quantity": [5, -5, 5],
+        "invoice_date": [t, t + pd.Timedelta(days=3), t + pd.Timedelta(days=4)],
+        "customer_id": pd.array([1, 1, 1], dtype="Int32"),
+    })
+    when = retail.undone_at(lines)
+    assert when[0] == np.datetime64(t + pd.Timedelta(days=3)) and np.isnat(when[1]) and np.isnat(when[2])

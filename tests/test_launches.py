@@ -82,3 +82,12 @@ def test_neighbour_curves_average_the_most_similar_earlier_products():
         neighbour_curves(old, old, curves, k=3, exclude_self=True)
     with pytest.raises(ValueError, match="same d"):
         neighbour_curves([[1.0]], old, curves, k=1)
+
+
+def test_split_at_keeps_test_windows_apart_and_refuses_a_cutoff_inside_a_week():
+    launch = launch_weeks(_weekly())
+    cutoff = START + pd.Timedelta(weeks=6)
+    _, after = split_at(launch, cutoff, weeks=3, until=START + pd.Timedelta(weeks=8))
+    assert list(after) == ["c"]  # "d" launches at week 8, in the next window
+    with pytest.raises(ValueError, match="is a Wednesday, but the weeks start on Monday"):
+        split_at(launch, cutoff + pd.Timedelta(days=2), weeks=3)

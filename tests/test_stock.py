@@ -66,3 +66,16 @@ def test_calibrated_quantile_covers_the_stated_share_of_new_units():
         calibrated_quantile([1.0], [-1.0], [2.0], 0.5)
     with pytest.raises(ValueError, match="same shape"):
         calibrated_quantile([1.0], [1.0, 2.0], [2.0], 0.5)
+
+
+def test_calibrated_quantile_lower_end_and_ranks():
+    from metaecom.cases.stock import calibrated_quantile
+    past_forecast = np.zeros(9)
+    past_demand = np.expm1(np.arange(1.0, 10.0))   # log errors 1, 2, ..., 9
+    # n = 9: (n + 1) q = 2 at q = 0.2 -> the 2nd error for both ends; at q = 0.25, 2.5 ->
+    # ceil 3 (upper), floor 2 (lower)
+    assert calibrated_quantile([0.0], past_forecast, past_demand, 0.25)[0] == pytest.approx(np.expm1(3.0))
+    assert calibrated_quantile([0.0], past_forecast, past_demand, 0.25, lower=True)[0] == pytest.approx(np.expm1(2.0))
+    # beyond the errors: the largest / smallest one
+    assert calibrated_quantile([0.0], past_forecast, past_demand, 0.95)[0] == pytest.approx(np.expm1(9.0))
+    assert calibrated_quantile([0.0], past_forecast, past_demand, 0.05, lower=True)[0] == pytest.approx(np.expm1(1.0))

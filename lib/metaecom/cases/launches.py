@@ -12,7 +12,7 @@ only counted from ``launched_from`` on. Each launched product is one task: its f
   products launched after it: meta-train on the past, meta-test on the future
 - :func:`launch_tasks`     -- ``(support_x, support_y, query_x, query_y)`` per product, with
   the week since launch and the product's own features as inputs and ``log(1 + units)`` as
-  the target
+  the value to forecast
 - :func:`neighbour_curves` -- the mean launch curve of the most similar earlier products
   (the forecast for a product with no sales yet)
 """
@@ -61,19 +61,30 @@ def launch_curves(weekly: pd.DataFrame, weeks: int, launched_from, observed_unti
     return curves
 
 
-def split_at(launch: pd.Series, cutoff, weeks: int) -> tuple[np.ndarray, np.ndarray]:
+def split_at(launch: pd.Series, cutoff, weeks: int, until=None) -> tuple[np.ndarray, np.ndarray]:
     """``(before, after)``: the products whose first ``weeks`` weeks all ended before
-    ``cutoff``, and the products launched on or after it.
+    ``cutoff``, and the products launched on or after it (and before ``until``, if given).
 
     A model meta-trained on ``before`` has seen no sale made on or after ``cutoff``, and
     every ``after`` product is new to it: the split a shop has when it meta-trains on the
     past and forecasts next season's launches. Products launched before the cutoff but
-    still inside their first ``weeks`` at it are in neither array.
+    still inside their first ``weeks`` at it are in neither array. ``until`` keeps the
+    test windows of several cutoffs apart, so that replications do not share launches.
+    The cutoff must fall on the weekday the weeks start on (launches are week starts):
+    a cutoff inside a week would leave that week's launches in neither array.
     """
     weeks = check_count("weeks", weeks, 1)
     cutoff = pd.Timestamp(cutoff)
+    starts = set(launch.dt.day_of_week.unique())
+    if starts and cutoff.day_of_week not in starts:
+        raise ValueError(f"cutoff {cutoff.date()} is a {cutoff.day_name()}, but the weeks start on "
+                         f"{', '.join(pd.Timestamp(2024, 1, 1 + d).day_name() for d in sorted(starts))}: "
+                         "products launched in the week around it would be in neither set")
     before = launch.index[launch + weeks * WEEK <= cutoff].to_numpy()
-    after = launch.index[launch >= cutoff].to_numpy()
+    after_mask = launch >= cutoff
+    if until is not None:
+        after_mask &= launch < pd.Timestamp(until)
+    after = launch.index[after_mask].to_numpy()
     if len(before) == 0 or len(after) == 0:
         side = "before" if len(before) == 0 else "on or after"
         raise ValueError(f"no launch {side} the cutoff {cutoff.date()} (with {weeks} weeks observed); "

@@ -69,17 +69,21 @@ def newsvendor_cost(order, demand, underage: float, overage: float) -> np.ndarra
     return underage * np.maximum(demand - order, 0) + overage * np.maximum(order - demand, 0)
 
 
-def calibrated_quantile(forecast, past_forecast, past_demand, quantile: float) -> np.ndarray:
+def calibrated_quantile(forecast, past_forecast, past_demand, quantile: float, lower: bool = False) -> np.ndarray:
     """The ``quantile`` of demand from a point ``forecast``: the forecast moved by that
     quantile of the log errors the same forecaster made on past units.
 
     With ``e = log(1 + past_demand) - log(1 + past_forecast)`` (one error per past unit,
-    e.g. the validation products), the result is ``(1 + forecast) * exp(Q_q(e)) - 1``,
-    floored at 0. If new units are exchangeable with the past ones, a share ``quantile``
-    of their demands falls at or below it (split conformal prediction, Vovk et al. 2005;
-    the ``ceil((n + 1) q) / n`` empirical quantile gives that guarantee with ``n`` past
-    units). It turns any point forecaster into one that can stock at a critical ratio,
-    so that methods are compared on their orders with the same calibration rule.
+    e.g. validation products) sorted, the result is ``(1 + forecast) * exp(e_(r)) - 1``,
+    floored at 0. For an upper bound (the default) ``r = ceil((n + 1) q)``: if new units
+    are exchangeable with the ``n`` past ones, demand falls at or below it with probability
+    at least ``q`` (split conformal prediction, Vovk et al. 2005). For the lower end of an
+    interval, ``lower=True`` takes ``r = floor((n + 1) q)``: demand falls at or above it
+    with probability at least ``1 - q``. When ``(n + 1) q`` runs past the ``n`` errors
+    (too few past units for the level) the largest error is used for an upper bound and
+    the smallest for a lower one, and the guarantee no longer holds. The rule turns any
+    point forecaster into one that can stock at a critical ratio, so that methods are
+    compared on their orders with the same calibration.
     """
     forecast = np.asarray(forecast, dtype=float)
     past_forecast, past_demand = _arrays(past_forecast, past_demand, ("past_forecast", "past_demand"))
@@ -90,5 +94,6 @@ def calibrated_quantile(forecast, past_forecast, past_demand, quantile: float) -
             raise ValueError(f"{name} must hold finite, non-negative quantities")
     errors = np.sort(np.log1p(past_demand) - np.log1p(past_forecast))
     n = len(errors)
-    rank = min(n, int(np.ceil((n + 1) * quantile)))  # 1-based rank of the conformal quantile
+    rank = np.floor((n + 1) * quantile) if lower else np.ceil((n + 1) * quantile)
+    rank = int(min(max(rank, 1), n))  # 1-based rank of the conformal quantile, kept in range
     return np.maximum(np.expm1(np.log1p(forecast) + errors[rank - 1]), 0.0)

@@ -25,12 +25,12 @@ from metaecom.data.movielens import load_movielens_1m, load_movielens_100k, read
 from metaecom.data.omniglot import load_omniglot, with_rotations
 from metaecom.data.problems import data_problems
 from metaecom.data.products import load_pricerunner, read_product_offers
-from metaecom.data.retail import load_online_retail, read_online_retail, undone_sales, weekly_sales
+from metaecom.data.retail import load_online_retail, read_online_retail, undone_at, undone_sales, weekly_sales
 from metaecom.data.texts import read_labelled_texts
 
 __all__ = [
     "load_amazon_metadata", "load_amazon_reviews", "load_banking77", "load_bitext", "load_movielens_1m",
-    "load_movielens_100k", "load_omniglot", "load_online_retail", "load_pricerunner", "undone_sales", "weekly_sales", "with_rotations",
+    "load_movielens_100k", "load_omniglot", "load_online_retail", "load_pricerunner", "undone_at", "undone_sales", "weekly_sales", "with_rotations",
     "combine_reviews", "read_amazon_metadata", "read_amazon_reviews", "read_labelled_texts", "read_movielens",
     "read_product_offers", "shared_ids",
     "read_online_retail", "data_problems",

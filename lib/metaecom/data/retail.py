@@ -335,18 +335,19 @@ def _check_lines(frame: pd.DataFrame, what: str) -> None:
                           "InvoiceDate, ...) and converts the types.")
 
 
-def undone_sales(frame: pd.DataFrame) -> np.ndarray:
-    """A mask of the sale lines that a cancellation undid: a later "C..." line of the same
-    customer and product with the same quantity negated.
+def undone_at(frame: pd.DataFrame) -> np.ndarray:
+    """For each line, the time of the cancellation that undid it (NaT if none): a later
+    "C..." line of the same customer and product with the same quantity negated.
 
     Each cancellation undoes one sale line: the latest one before it with that customer,
     product and quantity that no other cancellation has undone (lines without a customer
     id are never matched). In Online Retail such pairs include orders of tens of thousands
-    of units cancelled within minutes: they were never demand.
+    of units cancelled within minutes: they were never demand. The time tells a pipeline
+    that must not look ahead which of them it could have known at a given date.
     """
-    _check_lines(frame, "undone_sales")
+    _check_lines(frame, "undone_at")
     if "customer_id" not in frame.columns:
-        raise SchemaError("undone_sales needs the customer_id column to match cancellations to sales")
+        raise SchemaError("undone_at needs the customer_id column to match cancellations to sales")
     cancelled = frame["invoice"].astype("string").str.startswith("C").fillna(False).to_numpy(dtype=bool)
     known = frame["customer_id"].notna().to_numpy(dtype=bool)
     lines = pd.DataFrame({"customer": frame["customer_id"].to_numpy(), "product": frame["stock_code"].to_numpy(),
@@ -356,19 +357,24 @@ def undone_sales(frame: pd.DataFrame) -> np.ndarray:
     undo = cancelled & (frame["quantity"] < 0).to_numpy(dtype=bool) & known
     keys = ["customer", "product", "size"]
     cancellations = lines[undo].sort_values(["time", "row"])
-    candidates = lines[sale].merge(cancellations[keys].drop_duplicates(), on=keys)  # only keys ever cancelled
-    sales_by_key = {k: g.sort_values(["time", "row"]) for k, g in candidates.groupby(keys, sort=False)}
-    undone = np.zeros(len(frame), dtype=bool)
+    matchable = lines[sale].merge(cancellations[keys].drop_duplicates(), on=keys)  # only keys ever cancelled
+    sales_by_key = {k: g.sort_values(["time", "row"]) for k, g in matchable.groupby(keys, sort=False)}
+    when = np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[ns]")
     for key, group in cancellations.groupby(keys, sort=False):
-        candidates = sales_by_key.get(key)
-        if candidates is None:
+        same = sales_by_key.get(key)
+        if same is None:
             continue
-        times, rows = candidates["time"].to_numpy(), candidates["row"].to_numpy()
-        for when in group["time"].to_numpy():
-            earlier = np.flatnonzero((times <= when) & ~undone[rows])
+        times, rows = same["time"].to_numpy(), same["row"].to_numpy()
+        for moment in group["time"].to_numpy():
+            earlier = np.flatnonzero((times <= moment) & np.isnat(when[rows]))
             if len(earlier):
-                undone[rows[earlier[-1]]] = True
-    return undone
+                when[rows[earlier[-1]]] = moment
+    return when
+
+
+def undone_sales(frame: pd.DataFrame) -> np.ndarray:
+    """A mask of the sale lines a later cancellation undid (see :func:`undone_at`)."""
+    return ~np.isnat(undone_at(frame))
 
 
 def weekly_sales(frame: pd.DataFrame, undone: str = "keep") -> pd.DataFrame:
