@@ -55,6 +55,8 @@ def test_order_table_marks_orders_a_later_cancellation_undid():
     orders = order_table(lines).set_index("invoice")
     assert list(orders.index) == ["1", "4", "2"]            # time order; no customer: not an order
     assert orders.loc["1", "cancelled"] and not orders.loc["2", "cancelled"]
+    assert orders.loc["1", "cancelled_at"] == t + pd.Timedelta(days=3)
+    assert pd.isna(orders.loc["2", "cancelled_at"])
     assert orders.loc["1", "value"] == 2 * 1.0 + 24 * 0.5 and orders.loc["1", "bulk_share"] == 0.5
     assert orders.loc["2", "order_number"] == 1 and orders.loc["2", "days_since_previous"] == 2.0
     assert np.isnan(orders.loc["4", "days_since_previous"])
@@ -67,7 +69,7 @@ def test_binary_log_loss_trains_a_yes_no_model():
     out = torch.tensor([[0.0], [2.0]])
     expected = -(np.log(0.5) + np.log(1 / (1 + np.exp(-2.0)))) / 2
     assert float(binary_log_loss(out, torch.tensor([0.0, 1.0]))) == pytest.approx(expected, rel=1e-5)
-    with pytest.raises(ValueError, match=r"\[n, 1\] logits"):
+    with pytest.raises(ValueError, match=r"\[n\] or \[n, 1\] logits"):
         binary_log_loss(torch.zeros(3, 2), torch.zeros(3))
     torch.manual_seed(0)
     method = MAML(torch.nn.Linear(1, 1), loss_fn=binary_log_loss, inner_lr=1.0, test_inner_steps=20,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from metaecom.data.retail import undone_sales
+from metaecom.data.retail import undone_at
 
 
 def order_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -28,23 +28,29 @@ def order_table(frame: pd.DataFrame) -> pd.DataFrame:
     Columns: invoice, customer, country, time (of the invoice), lines, value (sum of
     quantity x unit price), mean_price (mean unit price of its lines), bulk_share (share
     of lines of 12 units or more), order_number (0 for a customer's first order in the
-    data), days_since_previous (NaN for the first) and **cancelled**: whether a later
-    cancellation undid at least one of its lines (:func:`~metaecom.data.undone_sales`:
-    same customer, product and quantity). A cancellation of part of a line's quantity is
-    not matched, so ``cancelled`` counts the clear cases only. Lines without a customer
-    id, cancellations and lines with quantity <= 0 are not orders and are left out.
+    data), days_since_previous (NaN for the first), **cancelled**: whether a later
+    cancellation undid at least one of its lines (:func:`~metaecom.data.undone_at`: same
+    customer, product and quantity), and **cancelled_at**: when the first such
+    cancellation came (NaT if none). A model that scores an order at time *t* may only
+    know the cancellations with ``cancelled_at < t``. A cancellation of part of a line's
+    quantity is not matched, so ``cancelled`` counts the clear cases only. Lines without
+    a customer id, cancellations and lines with quantity <= 0 are not orders and are
+    left out.
     """
-    undone = undone_sales(frame)
+    when = undone_at(frame)
+    undone = ~np.isnat(when)
     cancelled = frame["invoice"].astype("string").str.startswith("C").fillna(False).to_numpy(dtype=bool)
     keep = ~cancelled & (frame["quantity"] > 0).to_numpy(dtype=bool) & frame["customer_id"].notna().to_numpy()
-    lines = frame[keep].assign(undone=undone[keep], amount=lambda t: t["quantity"] * t["unit_price"],
+    lines = frame[keep].assign(undone=undone[keep], undone_at=when[keep],
+                               amount=lambda t: t["quantity"] * t["unit_price"],
                                bulk=lambda t: t["quantity"] >= 12)
     if lines.empty:
         raise ValueError("no sale line with a customer id: there are no orders to score")
     orders = lines.groupby("invoice", sort=False).agg(
         customer=("customer_id", "first"), country=("country", "first"), time=("invoice_date", "min"),
         lines=("stock_code", "size"), value=("amount", "sum"), mean_price=("unit_price", "mean"),
-        bulk_share=("bulk", "mean"), cancelled=("undone", "any")).reset_index()
+        bulk_share=("bulk", "mean"), cancelled=("undone", "any"),
+        cancelled_at=("undone_at", "min")).reset_index()
     orders["country"] = orders["country"].astype(str)
     orders = orders.sort_values(["time", "invoice"], kind="stable").reset_index(drop=True)
     by_customer = orders.groupby("customer", sort=False)
@@ -71,8 +77,8 @@ def caught_at_budget(scores, labels, budget: float) -> float:
     of orders with the highest scores (the orders the team reviews).
 
     ``ceil(budget * n)`` orders are reviewed. Ties at the threshold are broken in favour
-    of *no* bad order (the pessimistic count), so a constant score catches no more than
-    its share by luck. A random ranking catches about ``budget``; a perfect one catches
+    of *no* bad order (the pessimistic count), so tied scores never catch by luck (a
+    constant score catches nothing; ROC-AUC, by contrast, counts ties as half). A random ranking catches about ``budget``; a perfect one catches
     ``min(1, budget * n / bad)``. Returns nan when there is no bad order.
     """
     scores, labels = _scores_and_labels(scores, labels)
@@ -107,7 +113,8 @@ def bootstrap_by_group(metric, labels, scores: dict, groups, resamples: int = 20
     Orders of one customer are not independent, so the customers, not the orders, are
     resampled (the cluster bootstrap). Every method is scored on the *same* resamples, so
     the difference of two columns is the paired bootstrap distribution of their
-    difference. A resample whose labels are all one class is drawn again.
+    difference. A resample whose labels are all one class is drawn again (so the draws
+    are conditional on both classes being present).
     """
     labels, groups = np.asarray(labels), np.asarray(groups)
     scores = {name: np.asarray(s, dtype=float) for name, s in scores.items()}

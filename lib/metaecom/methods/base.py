@@ -187,7 +187,7 @@ def binary_log_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if output.dim() == 2 and output.shape[1] == 1:
         output = output.squeeze(1)
     if output.shape != target.shape:
-        raise ValueError(f"a yes/no model must output [n, 1] logits for {len(target)} targets, "
+        raise ValueError(f"a yes/no model must output [n] or [n, 1] logits for {len(target)} targets, "
                          f"got shape {list(output.shape)}")
     return F.binary_cross_entropy_with_logits(output, target)
 
