@@ -69,7 +69,7 @@ def test_binary_log_loss_trains_a_yes_no_model():
     out = torch.tensor([[0.0], [2.0]])
     expected = -(np.log(0.5) + np.log(1 / (1 + np.exp(-2.0)))) / 2
     assert float(binary_log_loss(out, torch.tensor([0.0, 1.0]))) == pytest.approx(expected, rel=1e-5)
-    with pytest.raises(ValueError, match=r"\[n\] or \[n, 1\] logits"):
+    with pytest.raises(ValueError, match=r"yes/no model \(logits\) must output \[n\] or \[n, 1\]"):
         binary_log_loss(torch.zeros(3, 2), torch.zeros(3))
     torch.manual_seed(0)
     method = MAML(torch.nn.Linear(1, 1), loss_fn=binary_log_loss, inner_lr=1.0, test_inner_steps=20,

@@ -163,14 +163,19 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(output, target)
 
 
-def squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Regression loss: mean squared error of predictions ``[n]`` or ``[n, 1]`` against targets ``[n]``."""
+def _one_value_each(output: torch.Tensor, target: torch.Tensor, what: str) -> torch.Tensor:
+    """``output`` as ``[n]``, one value per target (a ``[n, 1]`` output is squeezed)."""
     if output.dim() == 2 and output.shape[1] == 1:
         output = output.squeeze(1)
     if output.shape != target.shape:
-        raise ValueError(f"a regression model must output [n, 1] predictions for {len(target)} targets, "
+        raise ValueError(f"{what} must output [n] or [n, 1] values for {len(target)} targets, "
                          f"got shape {list(output.shape)}")
-    return F.mse_loss(output, target)
+    return output
+
+
+def squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Regression loss: mean squared error of predictions ``[n]`` or ``[n, 1]`` against targets ``[n]``."""
+    return F.mse_loss(_one_value_each(output, target, "a regression model"), target)
 
 
 # What the targets of each loss are: episode labels, or numbers. A gradient method adapts
@@ -184,12 +189,8 @@ def binary_log_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Loss for a yes/no outcome: binary cross-entropy of logits ``[n]`` or ``[n, 1]``
     against targets 0/1. A regression method with this loss predicts logits; the
     probability is ``1 / (1 + exp(-logit))``."""
-    if output.dim() == 2 and output.shape[1] == 1:
-        output = output.squeeze(1)
-    if output.shape != target.shape:
-        raise ValueError(f"a yes/no model must output [n] or [n, 1] logits for {len(target)} targets, "
-                         f"got shape {list(output.shape)}")
-    return F.binary_cross_entropy_with_logits(output, target)
+    return F.binary_cross_entropy_with_logits(_one_value_each(output, target, "a yes/no model (logits)"),
+                                              target)
 
 
 binary_log_loss.targets = "values"
