@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from metaecom.data.retail import undone_at
+from metaecom.data.retail import cancellation_lines, undone_at
 
 
 def order_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -39,7 +39,7 @@ def order_table(frame: pd.DataFrame) -> pd.DataFrame:
     """
     when = undone_at(frame)
     undone = ~np.isnat(when)
-    cancelled = frame["invoice"].astype("string").str.startswith("C").fillna(False).to_numpy(dtype=bool)
+    cancelled = cancellation_lines(frame)
     keep = ~cancelled & (frame["quantity"] > 0).to_numpy(dtype=bool) & frame["customer_id"].notna().to_numpy()
     lines = frame[keep].assign(undone=undone[keep], undone_at=when[keep],
                                amount=lambda t: t["quantity"] * t["unit_price"],

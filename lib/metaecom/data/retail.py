@@ -335,6 +335,11 @@ def _check_lines(frame: pd.DataFrame, what: str) -> None:
                           "InvoiceDate, ...) and converts the types.")
 
 
+def cancellation_lines(frame: pd.DataFrame) -> np.ndarray:
+    """A mask of the cancellation lines: invoice numbers starting with "C" (NA: not one)."""
+    return frame["invoice"].astype("string").str.startswith("C").fillna(False).to_numpy(dtype=bool)
+
+
 def undone_at(frame: pd.DataFrame) -> np.ndarray:
     """For each line, the time of the cancellation that undid it (NaT if none): a later
     "C..." line of the same customer and product with the same quantity negated.
@@ -348,7 +353,7 @@ def undone_at(frame: pd.DataFrame) -> np.ndarray:
     _check_lines(frame, "undone_at")
     if "customer_id" not in frame.columns:
         raise SchemaError("undone_at needs the customer_id column to match cancellations to sales")
-    cancelled = frame["invoice"].astype("string").str.startswith("C").fillna(False).to_numpy(dtype=bool)
+    cancelled = cancellation_lines(frame)
     known = frame["customer_id"].notna().to_numpy(dtype=bool)
     lines = pd.DataFrame({"customer": frame["customer_id"].to_numpy(), "product": frame["stock_code"].to_numpy(),
                           "size": frame["quantity"].abs().to_numpy(), "time": frame["invoice_date"].to_numpy(),
@@ -395,7 +400,7 @@ def weekly_sales(frame: pd.DataFrame, undone: str = "keep") -> pd.DataFrame:
     _check_lines(frame, "weekly_sales")
     if undone not in ("keep", "drop"):
         raise ValueError(f'undone must be "keep" or "drop", got {undone!r}')
-    cancelled = frame["invoice"].astype("string").str.startswith("C").fillna(False).to_numpy(dtype=bool)
+    cancelled = cancellation_lines(frame)
     positive = (frame["quantity"] > 0).to_numpy(dtype=bool)
     reversed_ = undone_sales(frame) if undone == "drop" else np.zeros(len(frame), dtype=bool)
     sales = frame[~cancelled & positive & ~reversed_]
