@@ -4,7 +4,10 @@
   ground truth (the theory chapters and fast tests; never a stand-in for real data)
 - :mod:`metaecom.cases.coldstart`      -- rating features for cold-start recommendation
 - :mod:`metaecom.cases.recommendation` -- MeLU's baselines, scoring per user, early stopping
-- :mod:`metaecom.cases.markets`        -- Online Retail countries as few-shot regression tasks
+- :mod:`metaecom.cases.markets`        -- Online Retail countries as few-shot regression tasks,
+  and products entering a country as forecasting tasks
+- :mod:`metaecom.cases.pricing`        -- weekly list prices, per-product price-response
+  tasks, slopes shrunk towards the pooled slope, and the price a fitted line recommends
 - :mod:`metaecom.cases.launches`       -- new products as forecasting tasks: launch curves,
   left-censoring, a split in time
 - :mod:`metaecom.cases.risk`           -- risk scores at a review budget, and calibration

@@ -335,3 +335,70 @@ class CountryTasks:
             for _ in range(batch):
                 country = self.train_countries[rng.integers(len(self.train_countries))]
                 yield self.episode(country, k, n_query, rng)
+
+
+# --- Products entering a country: the "new market" unit of the pricing chapter ----------
+
+ENTRY_KEY = "|"  # joins country and stock code into one series name: "France|22423"
+
+
+def country_product_sales(retail: pd.DataFrame, home: str = "United Kingdom",
+                          not_countries=("Unspecified", "European Community")) -> pd.DataFrame:
+    """Weekly units of every product in every country except ``home``, as
+    :func:`metaecom.data.weekly_sales` returns them, with ``product`` = "country|stock code".
+
+    Each (country, product) series starts at the week the country first bought the
+    product (its *entry*), so :func:`metaecom.cases.launches.launch_weeks` and
+    ``launch_curves`` read entries as they read launches. Sale lines a later cancellation
+    undid are left out, matched on the real stock code before the key is formed (a
+    cancellation never undoes another product's line). ``not_countries`` are labels that
+    are not one market ("Unspecified", "European Community") and are left out.
+    """
+    from metaecom.data import weekly_sales
+    from metaecom.data.retail import undone_sales
+
+    require = {"invoice", "stock_code", "quantity", "invoice_date", "country", "customer_id"}
+    missing = require - set(retail.columns)
+    if missing:
+        raise ValueError(f"the retail table lacks columns {sorted(missing)}")
+    country = retail["country"].astype(str)
+    if home not in set(country):
+        raise ValueError(f"home market {home!r} has no lines; countries: {sorted(set(country))[:5]}...")
+    abroad = (~undone_sales(retail) & (country != home) & ~country.isin(list(not_countries))).to_numpy()
+    if not abroad.any():
+        raise ValueError("no line is left outside the home market")
+    lines = retail[abroad]
+    keyed = lines.assign(stock_code=country[abroad] + ENTRY_KEY + lines["stock_code"].astype(str))
+    return weekly_sales(keyed)
+
+
+def split_entry(keys) -> tuple[np.ndarray, np.ndarray]:
+    """(countries, stock codes) of "country|stock code" keys."""
+    parts = pd.Series(np.asarray(keys, dtype=str)).str.split(ENTRY_KEY, n=1, regex=False)
+    if (parts.str.len() != 2).any():
+        raise ValueError(f"keys must look like 'country{ENTRY_KEY}stock code'")
+    return parts.str[0].to_numpy(), parts.str[1].to_numpy()
+
+
+def units_before(weekly: pd.DataFrame, products, weeks, n_weeks: int) -> np.ndarray:
+    """Units of each ``products[i]`` sold in the ``n_weeks`` weeks strictly before
+    ``weeks[i]`` (a week start), from a :func:`metaecom.data.weekly_sales` table.
+
+    The feature "how the product sells at home" for a product entering another country:
+    only weeks that ended before the entry week count, so it is known when the entry
+    happens. A product with no sales in ``weekly`` gets 0.
+    """
+    n_weeks = check_count("n_weeks", n_weeks, 1)
+    products = np.asarray(products, dtype=str)
+    weeks = pd.DatetimeIndex(weeks)
+    if len(products) != len(weeks):
+        raise ValueError(f"{len(products)} products but {len(weeks)} weeks")
+    table = weekly[["product", "period", "value"]].astype({"product": str})
+    out = np.zeros(len(products))
+    by_product = {p: g for p, g in table.groupby("product", sort=False)}
+    for i, (product, week) in enumerate(zip(products, weeks)):
+        rows = by_product.get(product)
+        if rows is not None:
+            inside = (rows["period"] < week) & (rows["period"] >= week - pd.Timedelta(weeks=n_weeks))
+            out[i] = float(rows.loc[inside, "value"].sum())
+    return out
