@@ -529,3 +529,26 @@ def test_choose_test_steps_by_the_mean_lets_the_large_errors_decide():
     assert by_mean[1] == pytest.approx(np.mean(errors))
     with pytest.raises(ValueError, match='statistic must be "median" or "mean"'):
         choose_test_steps(method, small, statistic="max")
+
+
+def test_maml_meta_trains_on_empty_support_sets_by_the_loop_and_the_vectorised_path_alike():
+    # K = 0: no inner step, so the meta-gradient trains the start itself to forecast
+    def tasks(seed):
+        rng = np.random.default_rng(seed)
+        while True:
+            x = rng.random((8, 3)).astype(np.float32)
+            yield x[:0], x[:0, 0], x, (x.sum(axis=1) + 2).astype(np.float32)
+
+    probe = next(tasks(1))
+    results = []
+    for vectorize in (False, True):
+        torch.manual_seed(0)
+        method = MAML(torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)),
+                      inner_lr=0.1, inner_steps=2, tasks_per_step=5, vectorize=vectorize, meta_lr=0.01,
+                      loss_fn=squared_error)
+        before = np.mean((method.adapt(probe[0], probe[1]).predict(probe[2]) - probe[3]) ** 2)
+        method.meta_train_tasks(tasks(0), meta_steps=100)
+        results.append(method.adapt(probe[0], probe[1]).predict(probe[2]))
+        after = np.mean((results[-1] - probe[3]) ** 2)
+        assert after < before / 4
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-5)

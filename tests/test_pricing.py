@@ -90,3 +90,13 @@ def test_best_price_maximises_profit_in_the_range():
         best_price(demand, [3.0], [1.0], cost)
     with pytest.raises(ValueError, match="shape"):
         best_price(lambda p: p[:, :1], [1.0], [2.0], cost)
+
+
+def test_slope_pooling_is_not_fooled_by_products_whose_price_barely_moved():
+    rng = np.random.default_rng(2)
+    units = _units(rng.normal(-1.0, 0.3, 300), 30, rng)
+    for _ in range(50):  # prices that moved by a hair: own slopes in the hundreds
+        x = rng.normal(0, 0.001, 30)
+        units.append((x[:, None], 1.0 - x + rng.normal(0, 0.3, 30)))
+    model = SlopePooling().fit(units)
+    assert np.sqrt(model.between_var_) == pytest.approx(0.3, abs=0.08)

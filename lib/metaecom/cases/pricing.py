@@ -109,9 +109,12 @@ class SlopePooling:
       fixed-effects regression);
     - ``noise_var_``: the residual variance around each product's own line (its level,
       and its own slope where its regressor varies);
-    - ``between_var_``: the variance of the per-product slopes minus the part their
-      sampling noise ``noise_var_ / Sxx_u`` explains (floored at 0), over products whose
-      regressor varies.
+    - ``between_var_``: the variance of the true slopes, by the DerSimonian-Laird
+      moment estimator of meta-analysis over the products whose regressor varies: the
+      spread of their own slopes beyond what their sampling variances ``noise_var_ /
+      Sxx_u`` explain, each weighted by its precision (floored at 0). The weighting
+      matters here: a product whose price barely moved has a wild own slope and almost
+      no weight.
 
     :meth:`adapt` returns ``(a, b)`` with ``b = (b_own Sxx / s^2 + slope / tau^2) /
     (Sxx / s^2 + 1 / tau^2)`` (the pooled slope when the support's price never moved)
@@ -143,8 +146,10 @@ class SlopePooling:
         if dof <= 0:
             raise ValueError("too few rows to estimate the noise variance")
         self.noise_var_ = float(residual / dof)
-        own = sxy[moved] / sxx[moved]
-        self.between_var_ = float(max(own.var(ddof=1) - np.mean(self.noise_var_ / sxx[moved]), 0.0))
+        own, weight = sxy[moved] / sxx[moved], sxx[moved] / self.noise_var_  # weight: 1 / sampling variance
+        spread = float(np.sum(weight * (own - self.slope_) ** 2))  # Cochran's Q
+        scale = float(weight.sum() - np.sum(weight ** 2) / weight.sum())
+        self.between_var_ = max((spread - (len(own) - 1)) / scale, 0.0)
         return self
 
     def adapt(self, x, y) -> tuple[float, float]:

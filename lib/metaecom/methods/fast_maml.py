@@ -140,7 +140,7 @@ def grouped_meta_loss(model: nn.Module, meta: dict[str, torch.Tensor], support_x
     tasks = support_x.shape[0]
     weights = {name: value.expand(tasks, *value.shape) for name, value in meta.items()}
     names = list(weights) if adapt_names is None else list(adapt_names)
-    for _ in range(steps):
+    for _ in range(steps if support_x.shape[1] else 0):  # K = 0: nothing to adapt to
         losses = task_losses(chain, weights, support_x, support_y, loss_fn)
         grads = torch.autograd.grad(losses.sum(), [weights[n] for n in names], create_graph=not first_order)
         for name, grad in zip(names, grads):
@@ -224,7 +224,7 @@ def vmap_meta_gradient(method, tasks: Sequence) -> tuple[float, dict[str, torch.
             return loss_fn(functional_call(model, {**weights, **fast}, (sx,)), sy)
 
         fast = {n: weights[n] for n in names}
-        for _ in range(steps):
+        for _ in range(steps if sx.shape[0] else 0):  # K = 0: nothing to adapt to
             grads = torch.func.grad(support_loss)(fast)
             fast = {n: fast[n] - (meta[f"inner_lr[{n}]"] if has_rates else lr)
                     * (grads[n].detach() if first_order else grads[n]) for n in names}

@@ -68,8 +68,13 @@ def inner_adapt(model: nn.Module, params: dict, buffers: dict, support_x: torch.
     ``per_param_lr``) includes the second-order terms. With ``first_order=True`` the inner
     gradients are detached: the adapted weights depend on ``params`` only through the
     identity path (and on ``per_param_lr`` linearly).
+
+    An empty support set (K = 0) takes no step: there is nothing to adapt to, so the
+    start itself is the adapted model, as it is when such a model predicts.
     """
     adapted = dict(params)
+    if support_x.shape[0] == 0:
+        return adapted
     names = list(adapted) if adapt_names is None else list(adapt_names)
     unknown = [n for n in names if n not in adapted]
     if unknown:
