@@ -19,24 +19,33 @@ def _lines() -> pd.DataFrame:
     })
 
 
-def test_list_price_is_the_highest_price_of_the_week_and_is_carried_through_weeks_without_sales():
+def test_list_price_is_the_highest_price_of_the_weeks_before_not_of_the_week_itself():
     prices = weekly_prices(_lines())
     a = prices[prices["product"] == "a"]
     assert a["period"].dt.strftime("%d").tolist() == ["03", "10", "17"]
     assert a["units"].tolist() == [101.0, 0.0, 5.0]
-    assert a["list_price"].tolist() == [2.0, 2.0, 2.5]  # not the discounted 1.5; carried into the empty week
+    assert a["week_high"].tolist()[::2] == [2.0, 2.5] and np.isnan(a["week_high"].iloc[1])
+    # in force at the start of each week: none yet, then 2.0 (not the discounted 1.5), carried
+    assert np.isnan(a["list_price"].iloc[0]) and a["list_price"].tolist()[1:] == [2.0, 2.0]
     assert a["sold"].tolist() == [True, False, True]
+    later = weekly_prices(_lines(), lookback=1)
+    assert later.loc[later["product"] == "a", "list_price"].tolist()[1:] == [2.0, 2.0]
     with pytest.raises(ValueError, match="must be sales"):
         weekly_prices(_lines().assign(quantity=[1, -1, 5, 3]))
 
 
 def test_price_tasks_take_k_weeks_before_the_cutoff_and_price_relative_to_the_last_one():
-    prices = weekly_prices(_lines())
-    (sx, sy, qx, qy), = price_tasks(prices, ["a"], "2011-01-17", shots=2, horizon=1)
-    np.testing.assert_allclose(sx[:, 0], [0.0, 0.0])
-    np.testing.assert_allclose(qx[:, 0], [np.log(2.5 / 2.0)], rtol=1e-6)
-    np.testing.assert_allclose(sy, np.log1p([101.0, 0.0]), rtol=1e-6)
-    np.testing.assert_allclose(qy, np.log1p([5.0]), rtol=1e-6)
+    lines = pd.concat([_lines(), pd.DataFrame({
+        "stock_code": ["a"], "quantity": [2], "unit_price": [3.0],
+        "invoice_date": pd.to_datetime(["2011-01-25"])})], ignore_index=True)
+    prices = weekly_prices(lines)  # a: weeks of 3, 10, 17 and 24 Jan
+    (sx, sy, qx, qy), = price_tasks(prices, ["a"], "2011-01-24", shots=2, horizon=1)
+    np.testing.assert_allclose(sx[:, 0], [0.0, 0.0])  # 2.0 in force in both support weeks
+    np.testing.assert_allclose(qx[:, 0], [np.log(2.5 / 2.0)], rtol=1e-6)  # 17 Jan's high, in force on 24 Jan
+    np.testing.assert_allclose(sy, np.log1p([0.0, 5.0]), rtol=1e-6)
+    np.testing.assert_allclose(qy, np.log1p([2.0]), rtol=1e-6)
+    with pytest.raises(ValueError, match="observed over the whole window"):
+        price_tasks(prices, ["a"], "2011-01-17", shots=2, horizon=1)  # its first week has no price in force
     with pytest.raises(ValueError, match="observed over the whole window"):
         price_tasks(prices, ["b"], "2011-01-17", shots=3, horizon=1)
     with pytest.raises(ValueError, match="shots"):

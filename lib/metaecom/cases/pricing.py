@@ -8,9 +8,9 @@ expects demand to change. So every slope read from these data is a correlation, 
 chapter that uses this module shows how far the estimates move with the choice of what
 "the price" is.
 
-- :func:`weekly_prices`  -- per product and week: units and the *list price*, the highest
-  unit price invoiced (the price before quantity discounts), carried forward through
-  weeks without a sale
+- :func:`weekly_prices`  -- per product and week: units and the *list price* in force at
+  the week's start (the highest unit price of the weeks before: the price before
+  quantity discounts, and not set by the week's own orders)
 - :func:`price_tasks`    -- one task per product at a cutoff: support = its K weeks before
   the cutoff, query = the weeks after; ``x`` = log price relative to the last price
   before the cutoff (plus the product's own features), ``y`` = log(1 + units)
@@ -29,17 +29,23 @@ from metaecom.checks import check_count, require_columns
 WEEK = pd.Timedelta(days=7)
 
 
-def weekly_prices(lines: pd.DataFrame) -> pd.DataFrame:
+def weekly_prices(lines: pd.DataFrame, lookback: int = 4) -> pd.DataFrame:
     """Units and list price per product and week, from each product's first sale to the
     last week of ``lines``.
 
     ``lines``: sale lines with stock_code, quantity (> 0), unit_price (> 0) and
-    invoice_date. The list price of a week is the highest unit price invoiced that week,
-    the price before any quantity discount; a week without a sale has 0 units and the
-    last list price seen (the price a buyer would have been offered). Weeks start on
-    Monday. Columns: product, period, units, list_price, sold (bool: a sale that week).
+    invoice_date. Weeks start on Monday. Columns:
+
+    - ``units``: units sold that week (0 without a sale); ``sold``: a sale that week;
+    - ``week_high``: the highest unit price invoiced that week (NaN without a sale);
+    - ``list_price``: the price *in force when the week starts*: the highest unit price
+      invoiced in the ``lookback`` weeks before it, carried forward through longer gaps
+      (NaN in a product's first week). The highest price is the price before quantity
+      discounts; taking it from the weeks before keeps the week's own orders out of its
+      price, so a forecast of a week's demand can use it.
     """
     require_columns(lines, ["stock_code", "quantity", "unit_price", "invoice_date"], "lines")
+    lookback = check_count("lookback", lookback, 1)
     if lines.empty:
         raise ValueError("lines is empty")
     if (lines["quantity"] <= 0).any() or (lines["unit_price"] <= 0).any():
@@ -47,16 +53,18 @@ def weekly_prices(lines: pd.DataFrame) -> pd.DataFrame:
                          "free lines first)")
     week = lines["invoice_date"].dt.to_period("W-SUN").dt.start_time
     grouped = lines.groupby([lines["stock_code"].astype(str).rename("product"), week.rename("period")])
-    table = grouped.agg(units=("quantity", "sum"), list_price=("unit_price", "max")).reset_index()
+    table = grouped.agg(units=("quantity", "sum"), week_high=("unit_price", "max")).reset_index()
     last = table["period"].max()
     series = []
     for product, rows in table.groupby("product", sort=True):
         periods = pd.date_range(rows["period"].min(), last, freq="7D")
         full = rows.set_index("period").reindex(periods)
+        before = full["week_high"].shift(1).rolling(lookback, min_periods=1).max().ffill()
         series.append(pd.DataFrame({"product": product, "period": periods,
                                     "units": full["units"].fillna(0.0).to_numpy(float),
-                                    "list_price": full["list_price"].ffill().to_numpy(float),
-                                    "sold": full["units"].notna().to_numpy()}))
+                                    "sold": full["units"].notna().to_numpy(),
+                                    "week_high": full["week_high"].to_numpy(float),
+                                    "list_price": before.to_numpy(float)}))
     return pd.concat(series, ignore_index=True)
 
 
@@ -85,6 +93,8 @@ def price_tasks(prices: pd.DataFrame, products, cutoff, shots: int, horizon: int
     tasks = []
     for product, row in zip(products, features):
         weeks = by_product.get(product)
+        if weeks is not None and weeks["list_price"].isna().any():
+            weeks = None  # its first week: no price was in force yet
         if weeks is None or len(weeks) != shots + horizon:
             have = 0 if weeks is None else len(weeks)
             raise ValueError(f"product {product!r} has {have} of the {shots + horizon} weeks from "
