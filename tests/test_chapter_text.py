@@ -53,7 +53,8 @@ def _outputs(path):
 # stopping kept.
 META_LEARNING_CHAPTERS = ["metric_based", "optimization_based", "memory_based",
                           "pretrained_adaptation", "coldstart_recommendation",
-                          "new_product_demand", "cancellation_risk"]
+                          "new_product_demand", "new_market_pricing",
+                          "cancellation_risk"]
 
 
 @pytest.mark.parametrize("name", META_LEARNING_CHAPTERS)
