@@ -31,7 +31,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from metaecom.checks import check_count
+from metaecom.checks import check_count, require_columns
+from metaecom.data import undone_sales, weekly_sales
 
 FEATURES = ["log_price", "log_basket"]
 
@@ -354,13 +355,8 @@ def country_product_sales(retail: pd.DataFrame, home: str = "United Kingdom",
     cancellation never undoes another product's line). ``not_countries`` are labels that
     are not one market ("Unspecified", "European Community") and are left out.
     """
-    from metaecom.data import weekly_sales
-    from metaecom.data.retail import undone_sales
-
-    require = {"invoice", "stock_code", "quantity", "invoice_date", "country", "customer_id"}
-    missing = require - set(retail.columns)
-    if missing:
-        raise ValueError(f"the retail table lacks columns {sorted(missing)}")
+    require_columns(retail, ["invoice", "stock_code", "quantity", "invoice_date", "country", "customer_id"],
+                    "the retail table")
     country = retail["country"].astype(str)
     if home not in set(country):
         raise ValueError(f"home market {home!r} has no lines; countries: {sorted(set(country))[:5]}...")

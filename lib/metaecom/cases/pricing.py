@@ -135,11 +135,17 @@ class SlopePooling:
         self.slope_ = self.noise_var_ = self.between_var_ = None
 
     @staticmethod
-    def _centred(x, y):
+    def _regressor(x, y) -> tuple[np.ndarray, np.ndarray]:
+        """The regressor (the first column of ``x``) and ``y``, as checked 1-d arrays."""
         x, y = np.asarray(x, float), np.asarray(y, float)
         x = x[:, 0] if x.ndim == 2 else x
         if len(x) != len(y) or len(y) == 0:
             raise ValueError(f"need matching, non-empty x and y, got {len(x)} and {len(y)}")
+        return x, y
+
+    @classmethod
+    def _centred(cls, x, y):
+        x, y = cls._regressor(x, y)
         return x - x.mean(), y - y.mean()
 
     def fit(self, units) -> "SlopePooling":
@@ -165,9 +171,8 @@ class SlopePooling:
     def adapt(self, x, y) -> tuple[float, float]:
         if self.slope_ is None:
             raise RuntimeError("SlopePooling: call fit(units) first")
-        cx, cy = self._centred(x, y)
-        x0 = np.asarray(x, float)
-        x0 = x0[:, 0] if x0.ndim == 2 else x0
+        x0, y = self._regressor(x, y)
+        cx, cy = x0 - x0.mean(), y - y.mean()
         sxx = float(np.sum(cx * cx))
         if sxx <= 1e-12 or self.between_var_ == 0:
             b = self.slope_
