@@ -11,6 +11,8 @@
 - :mod:`metaecom.cases.launches`       -- new products as forecasting tasks: launch curves,
   left-censoring, a split in time
 - :mod:`metaecom.cases.risk`           -- risk scores at a review budget, and calibration
+- :mod:`metaecom.cases.search`         -- matching offers to the products of a new category:
+  retrieval tasks, product scores, Recall@k and MRR with ties, TF-IDF, auto-match thresholds
 - :mod:`metaecom.cases.stock`          -- stocking from a forecast: the newsvendor rule, its
   cost, and the quantile (pinball) loss
 

@@ -1,0 +1,170 @@
+"""Contrastive fine-tuning of the sentence encoder, with sentence-transformers' own trainer.
+
+Instead of a head on frozen vectors, change the encoder itself so that texts meaning the
+same thing (two merchants' titles for one product; two messages with one intent) land
+close together. Each training pair is (anchor, positive); every *other* positive in the
+batch serves as a negative, and the loss is the cross-entropy of picking the right one
+among them (MultipleNegativesRankingLoss: the in-batch softmax of van den Oord et al.'s
+InfoNCE, as SetFit and sentence-transformers use it). Only the top ``top_layers``
+transformer layers change, which keeps a CPU run short and the rest of the encoder as
+pretrained.
+
+How long to train is chosen on validation: every ``eval_every`` steps the trainer scores
+the model with sentence-transformers' ``InformationRetrievalEvaluator`` (accuracy@1 of
+finding a relevant text for each validation query), the weights of the best check are
+kept, and the starting weights (step 0) compete too, so "fine-tuning did not help"
+is a possible, reported answer. Pairs should hold one anchor per group (one pair per
+product, say): two pairs of one group in a batch would make a true match a negative.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from metaecom.encoder import SentenceEncoder
+
+
+class FineTunedEncoder:
+    """A fine-tuned copy of a sentence encoder: ``encode(texts) -> [n, dim]`` L2-normalised
+    (never cached: the cache is keyed by the pretrained model's name), with the validation
+    ``curve`` (step, score), the ``kept_step`` and the ``train_seconds``."""
+
+    def __init__(self, model, curve: pd.DataFrame, kept_step: int, train_seconds: float, batch_size: int = 128):
+        self.model, self.curve, self.kept_step = model, curve, kept_step
+        self.train_seconds, self.batch_size = train_seconds, batch_size
+
+    def encode(self, texts) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        if not texts:
+            raise ValueError("encode() needs at least one text")
+        return self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
+
+
+class BestWeights:
+    """The validation curve of a run, and a copy of ``parameters`` at its best check.
+
+    :meth:`check` records a score at a step and copies the weights when the score beats
+    every earlier one (ties keep the earlier step); :meth:`restore` writes the best copy
+    back. The first check is the starting point, so "never improved" restores the start.
+    """
+
+    def __init__(self, parameters):
+        self.parameters = list(parameters)
+        self.rows: list[dict] = []
+        self.best_score, self.best_step, self._copy = -float("inf"), None, None
+
+    def check(self, step: int, score: float) -> None:
+        score = float(score)
+        self.rows.append({"step": int(step), "validation": score})
+        if score > self.best_score:
+            self.best_score, self.best_step = score, int(step)
+            self._copy = [p.detach().clone() for p in self.parameters]
+
+    def restore(self) -> None:
+        if self._copy is None:
+            raise RuntimeError("no check was recorded, so there are no weights to restore")
+        import torch
+
+        with torch.no_grad():
+            for parameter, best in zip(self.parameters, self._copy):
+                parameter.copy_(best)
+
+    @property
+    def curve(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows).drop_duplicates("step", keep="last").reset_index(drop=True)
+
+
+def _evaluator(queries, corpus, relevant):
+    from sentence_transformers.evaluation import InformationRetrievalEvaluator
+
+    queries = {f"q{i}": str(t) for i, t in enumerate(queries)}
+    corpus = {f"c{i}": str(t) for i, t in enumerate(corpus)}
+    relevant = {f"q{i}": {f"c{j}" for j in docs} for i, docs in enumerate(relevant)}
+    if not queries or not corpus:
+        raise ValueError("validation needs at least one query and one corpus text")
+    if any(not docs for docs in relevant.values()):
+        raise ValueError("every validation query needs at least one relevant corpus text")
+    return InformationRetrievalEvaluator(
+        queries, corpus, relevant, name="val", accuracy_at_k=[1], precision_recall_at_k=[1], mrr_at_k=[10],
+        ndcg_at_k=[10], map_at_k=[10], show_progress_bar=False, batch_size=128)
+
+
+def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEncoder | None = None,
+                          top_layers: int = 2, max_steps: int = 150, eval_every: int = 50,
+                          batch_size: int = 32, learning_rate: float = 5e-5, seed: int = 0) -> FineTunedEncoder:
+    """Fine-tune the top ``top_layers`` layers of ``encoder`` (MiniLM by default) on
+    (anchor, positive) pairs for up to ``max_steps`` steps of ``batch_size`` pairs.
+
+    ``validation`` is ``(queries, corpus, relevant)``: texts, texts, and for each query the
+    positions in ``corpus`` of its right answers. It is scored (accuracy@1: the nearest
+    corpus text is a right answer) at step 0 and every ``eval_every`` steps; the best
+    check's weights are kept (:class:`BestWeights`; ties keep the earlier step).
+    """
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        # sentence-transformers imports tqdm.auto, which warns in a kernel without ipywidgets
+        warnings.simplefilter("ignore", TqdmWarning)
+        from datasets import Dataset
+        from sentence_transformers import (SentenceTransformerTrainer, SentenceTransformerTrainingArguments,
+                                           losses)
+        from sentence_transformers.training_args import BatchSamplers
+        from transformers import TrainerCallback
+
+    anchors, positives = [str(t) for t in anchors], [str(t) for t in positives]
+    if len(anchors) != len(positives):
+        raise ValueError(f"{len(anchors)} anchors but {len(positives)} positives")
+    if len(anchors) < batch_size:
+        raise ValueError(f"{len(anchors)} pairs cannot fill one batch of {batch_size}")
+    if max_steps < 0 or eval_every < 1:
+        raise ValueError(f"max_steps must be >= 0 and eval_every >= 1, got {max_steps}, {eval_every}")
+    encoder = encoder or SentenceEncoder()
+    model = copy.deepcopy(encoder._load())
+    layers = model[0].auto_model.encoder.layer
+    if not 1 <= top_layers <= len(layers):
+        raise ValueError(f"top_layers must lie in [1, {len(layers)}], got {top_layers}")
+    for parameter in model.parameters():
+        parameter.requires_grad = False
+    trainable = [p for layer in layers[-top_layers:] for p in layer.parameters()]
+    for parameter in trainable:
+        parameter.requires_grad = True
+
+    evaluator = _evaluator(*validation)
+    metric = f"{evaluator.name}_cosine_accuracy@1"
+    best = BestWeights(trainable)
+    best.check(0, evaluator(model)[metric])
+
+    class KeepBest(TrainerCallback):
+        def on_evaluate(self, args, train_state, control, metrics=None, **kwargs):
+            best.check(train_state.global_step, metrics[f"eval_{metric}"])
+
+    start = time.perf_counter()
+    if max_steps > 0:
+        pairs = Dataset.from_dict({"anchor": anchors, "positive": positives})
+        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            args = SentenceTransformerTrainingArguments(
+                output_dir=folder, max_steps=max_steps, per_device_train_batch_size=batch_size,
+                learning_rate=learning_rate, warmup_steps=max_steps // 10, eval_strategy="steps", eval_steps=eval_every,
+                save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True, seed=seed,
+                data_seed=seed, batch_sampler=BatchSamplers.NO_DUPLICATES, dataloader_drop_last=True,
+                use_cpu=str(encoder.device) == "cpu")
+            model.model_card_data.set_widget_examples = lambda dataset: None  # no model card here
+            trainer = SentenceTransformerTrainer(
+                model=model, args=args, train_dataset=pairs, evaluator=evaluator,
+                loss=losses.MultipleNegativesRankingLoss(model), callbacks=[KeepBest()])
+            for callback in list(trainer.callback_handler.callbacks):  # keep notebook outputs clean:
+                if type(callback).__name__ in ("PrinterCallback", "ProgressCallback") or "ModelCard" in type(
+                        callback).__name__:  # no printed logs, no model-card widget examples
+                    trainer.remove_callback(callback)
+            trainer.train()
+    best.restore()
+    model.eval()
+    return FineTunedEncoder(model, best.curve, best.best_step, time.perf_counter() - start)

@@ -1,0 +1,61 @@
+"""Contrastive fine-tuning of MiniLM's top layers with sentence-transformers' trainer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from metaecom.methods.contrastive import BestWeights, contrastive_fine_tune
+
+BRANDS = ["Bosch", "Siemens", "Miele", "Beko", "Hotpoint", "Indesit", "Smeg", "Zanussi"]
+
+
+def test_best_weights_keeps_the_best_check_and_the_start_when_nothing_beats_it():
+    weight = torch.nn.Parameter(torch.zeros(3))
+    best = BestWeights([weight])
+    for step, score in ((0, 0.5), (10, 0.7), (20, 0.7), (30, 0.6)):
+        with torch.no_grad():
+            weight.fill_(step)
+        best.check(step, score)
+    best.restore()
+    assert best.best_step == 10 and weight.tolist() == [10.0] * 3  # a tie keeps the earlier step
+    assert best.curve["step"].tolist() == [0, 10, 20, 30]
+    start = BestWeights([weight])
+    start.check(0, 0.9)
+    with torch.no_grad():
+        weight.fill_(-1)
+    start.check(5, 0.1)
+    start.restore()
+    assert start.best_step == 0 and weight.tolist() == [10.0] * 3
+    with pytest.raises(RuntimeError, match="no check"):
+        BestWeights([weight]).restore()
+
+
+@pytest.mark.slow
+def test_fine_tuning_trains_only_the_top_layers_and_restores_the_kept_weights():
+    anchors = [f"{b} dishwasher SMS{i}2 white 60cm" for i, b in enumerate(BRANDS)] * 4
+    positives = [f"{b} SMS{i}2 freestanding dish washer" for i, b in enumerate(BRANDS)] * 4
+    validation = (positives[:8], anchors[:8], [[i] for i in range(8)])
+    tuned = contrastive_fine_tune(anchors, positives, validation, top_layers=1, max_steps=4, eval_every=2,
+                                  batch_size=8, learning_rate=1e-3)
+    assert tuned.curve["step"].tolist() == [0, 2, 4]
+    assert tuned.curve.set_index("step").loc[tuned.kept_step, "validation"] == tuned.curve["validation"].max()
+    vectors = tuned.encode(["Bosch SMS02 dishwasher"])
+    assert vectors.shape == (1, 384) and np.isclose(np.linalg.norm(vectors), 1, atol=1e-5)
+    from metaecom.encoder import SentenceEncoder
+
+    base = SentenceEncoder()._load()[0].auto_model.encoder.layer
+    layers = tuned.model[0].auto_model.encoder.layer
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))  # noqa: E731
+    assert all(same(low, low_base) for low, low_base in zip(layers[:-1], base[:-1]))
+    assert layers[0].attention is not base[0].attention  # a copy: the shared encoder is untouched
+    # kept the start: the top layer is exactly the pretrained one; kept a later check: it moved
+    assert same(layers[-1], base[-1]) == (tuned.kept_step == 0)
+
+
+def test_fine_tuning_refuses_bad_input_before_loading_anything():
+    with pytest.raises(ValueError, match="3 anchors but 2 positives"):
+        contrastive_fine_tune(["a", "b", "c"], ["a", "b"], ([], [], []))
+    with pytest.raises(ValueError, match="cannot fill one batch"):
+        contrastive_fine_tune(["a"] * 3, ["b"] * 3, ([], [], []), batch_size=8)
