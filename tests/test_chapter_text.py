@@ -54,7 +54,7 @@ def _outputs(path):
 META_LEARNING_CHAPTERS = ["metric_based", "optimization_based", "memory_based",
                           "pretrained_adaptation", "coldstart_recommendation",
                           "new_product_demand", "new_market_pricing",
-                          "cancellation_risk"]
+                          "cancellation_risk", "product_matching"]
 
 
 @pytest.mark.parametrize("name", META_LEARNING_CHAPTERS)
