@@ -1,0 +1,57 @@
+"""Few-shot intent routing: support sets, query intents the support lacks, out-of-scope
+rejection and the cost of routing decisions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metaecom.cases.intents import check_query_intents, rejection_metrics, routing_cost, support_split
+
+
+def test_support_split_takes_k_of_every_intent_and_leaves_the_rest_as_queries():
+    labels = np.array(["refund"] * 5 + ["delivery"] * 3 + ["invoice"] * 4)
+    support, query = support_split(labels, 2, seed=1)
+    assert len(support) == 6 and len(query) == 6
+    assert not set(support) & set(query) and set(support) | set(query) == set(range(12))
+    assert sorted(labels[support].tolist()) == ["delivery"] * 2 + ["invoice"] * 2 + ["refund"] * 2
+    assert np.array_equal(support_split(labels, 2, seed=1)[0], support)  # seeded
+
+
+def test_support_split_names_the_intents_too_small_for_k():
+    labels = ["refund"] * 5 + ["delivery"] * 3 + ["invoice"] * 2
+    with pytest.raises(ValueError, match=r"2 intent\(s\) have 3 or fewer.*'delivery' \(3\).*'invoice' \(2\)"):
+        support_split(labels, 3)
+    with pytest.raises(ValueError, match="at least 1"):
+        support_split(labels, 0)
+
+
+def test_a_query_intent_missing_from_the_support_is_refused_unless_out_of_scope():
+    check_query_intents(["a", "b"], ["a", "b", "c"], out_of_scope=[False, False, True])
+    with pytest.raises(ValueError, match="1 query intent.*: c"):
+        check_query_intents(["a", "b"], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="2 flags for 3 queries"):
+        check_query_intents(["a"], ["a", "a", "a"], out_of_scope=[True, False])
+
+
+def test_rejection_metrics_on_a_known_case():
+    inside = np.arange(1, 21) / 20  # 0.05 ... 1.0
+    outside = np.array([0.02, 0.04, 0.3, 0.6])
+    result = rejection_metrics(inside, outside, true_accept=0.95)
+    assert result["threshold"] == pytest.approx(0.1)  # accepts 19 of 20 in-scope messages
+    assert result["true_accept"] == pytest.approx(0.95)
+    assert result["false_accept"] == pytest.approx(0.5)  # 0.3 and 0.6 get through
+    # ROC-AUC: of the 80 (in, out) pairs, those the in-scope message wins
+    wins = sum((i > o) + 0.5 * (i == o) for i in inside for o in outside)
+    assert result["roc_auc"] == pytest.approx(wins / 80)
+    with pytest.raises(ValueError, match="at least one in-scope and one out-of-scope"):
+        rejection_metrics(inside, [])
+
+
+def test_routing_cost_counts_each_outcome_once():
+    result = routing_cost(predicted=["a", "b", "a", "b", "a"], true=["a", "a", "x", "b", "b"],
+                          accepted=[True, True, True, False, True], out_of_scope=[False, False, True, False, False],
+                          wrong_queue=5.0, accepted_out_of_scope=3.0, to_person=1.0)
+    assert (result["routed right"], result["wrong queue"], result["out of scope accepted"],
+            result["to a person"]) == (1, 2, 1, 1)
+    assert result["cost"] == 2 * 5 + 3 + 1 and result["cost per message"] == pytest.approx(14 / 5)
