@@ -105,7 +105,8 @@ def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEn
     ``validation`` is ``(queries, corpus, relevant)``: texts, texts, and for each query the
     positions in ``corpus`` of its right answers. It is scored (accuracy@1: the nearest
     corpus text is a right answer) at step 0 and every ``eval_every`` steps; the best
-    check's weights are kept (:class:`BestWeights`; ties keep the earlier step).
+    check's weights are kept (:class:`BestWeights`; ties keep the earlier step). Steps
+    after the last multiple of ``eval_every`` are trained but never checked, so never kept.
     """
     from tqdm import TqdmWarning
 
