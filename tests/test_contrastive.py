@@ -6,30 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from metaecom.methods.contrastive import BestWeights, contrastive_fine_tune
+from metaecom.methods.contrastive import contrastive_fine_tune
 
 BRANDS = ["Bosch", "Siemens", "Miele", "Beko", "Hotpoint", "Indesit", "Smeg", "Zanussi"]
-
-
-def test_best_weights_keeps_the_best_check_and_the_start_when_nothing_beats_it():
-    weight = torch.nn.Parameter(torch.zeros(3))
-    best = BestWeights([weight])
-    for step, score in ((0, 0.5), (10, 0.7), (20, 0.7), (30, 0.6)):
-        with torch.no_grad():
-            weight.fill_(step)
-        best.check(step, score)
-    best.restore()
-    assert best.best_step == 10 and weight.tolist() == [10.0] * 3  # a tie keeps the earlier step
-    assert best.curve["step"].tolist() == [0, 10, 20, 30]
-    start = BestWeights([weight])
-    start.check(0, 0.9)
-    with torch.no_grad():
-        weight.fill_(-1)
-    start.check(5, 0.1)
-    start.restore()
-    assert start.best_step == 0 and weight.tolist() == [10.0] * 3
-    with pytest.raises(RuntimeError, match="no check"):
-        BestWeights([weight]).restore()
 
 
 @pytest.mark.slow

@@ -6,24 +6,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metaecom.cases.intents import check_query_intents, rejection_metrics, routing_cost, support_split
+from metaecom.cases.intents import check_query_intents, rejection_metrics, routing_cost
+from metaecom.tasks import all_way_split
 
 
-def test_support_split_takes_k_of_every_intent_and_leaves_the_rest_as_queries():
+def test_all_way_split_takes_k_of_every_intent_and_leaves_the_rest_as_queries():
     labels = np.array(["refund"] * 5 + ["delivery"] * 3 + ["invoice"] * 4)
-    support, query = support_split(labels, 2, seed=1)
+    task = all_way_split(labels, 2, seed=1)
+    support, query = task.support, task.query
     assert len(support) == 6 and len(query) == 6
     assert not set(support) & set(query) and set(support) | set(query) == set(range(12))
     assert sorted(labels[support].tolist()) == ["delivery"] * 2 + ["invoice"] * 2 + ["refund"] * 2
-    assert np.array_equal(support_split(labels, 2, seed=1)[0], support)  # seeded
+    assert [task.classes[y] for y in task.query_y] == labels[query].tolist()
+    assert np.array_equal(all_way_split(labels, 2, seed=1).support, support)  # seeded
 
 
-def test_support_split_names_the_intents_too_small_for_k():
+def test_all_way_split_names_the_intents_too_small_for_k():
     labels = ["refund"] * 5 + ["delivery"] * 3 + ["invoice"] * 2
-    with pytest.raises(ValueError, match=r"2 intent\(s\) have 3 or fewer.*'delivery' \(3\).*'invoice' \(2\)"):
-        support_split(labels, 3)
-    with pytest.raises(ValueError, match="at least 1"):
-        support_split(labels, 0)
+    with pytest.raises(ValueError, match=r"2 of 3 classes are too small.*'delivery' has 3 rows.*'invoice' has 2"):
+        all_way_split(labels, 3)
+    with pytest.raises(ValueError, match="k_shot"):
+        all_way_split(labels, 0)
 
 
 def test_a_query_intent_missing_from_the_support_is_refused_unless_out_of_scope():

@@ -97,3 +97,27 @@ def test_early_stopping_keeps_the_best_round_and_reports_the_curve():
     failing = iter([0.0, float("nan")])
     with pytest.raises(FloatingPointError, match="after 1 steps"):
         train_with_early_stopping(train, lambda: next(failing), [module], max_steps=1, every=1)
+
+
+def test_best_check_keeps_the_best_check_and_the_start_when_nothing_beats_it():
+    from metaecom.training import BestCheck
+
+    module = nn.Linear(3, 1, bias=False)
+    best = BestCheck([module], higher_is_better=True)
+    for step, score in ((0, 0.5), (10, 0.7), (20, 0.7), (30, 0.6)):
+        with torch.no_grad():
+            module.weight.fill_(step)
+        best.check(step, score)
+    best.restore()
+    assert best.best_step == 10 and module.weight.tolist() == [[10.0] * 3]  # a tie keeps the earlier step
+    start = BestCheck([module])  # lower is better
+    start.check(0, 0.1)
+    with torch.no_grad():
+        module.weight.fill_(-1)
+    start.check(5, 0.9)
+    start.restore()
+    assert start.best_step == 0 and module.weight.tolist() == [[10.0] * 3]
+    with pytest.raises(RuntimeError, match="no check"):
+        BestCheck([module]).restore()
+    with pytest.raises(ValueError, match="modules must name"):
+        BestCheck([])

@@ -10,7 +10,8 @@
   predictions at checkpoints: the non-meta-learning baselines of the first chapters.
 - :func:`train_with_early_stopping` -- train in rounds, score on validation tasks after
   each, keep the best round's weights, and return the whole curve: the one early-stopping
-  loop, for any training that can be run a given number of steps at a time.
+  loop, for any training that can be run a given number of steps at a time; the weights
+  it keeps are :class:`BestCheck`'s, which a loop the package does not drive can use too.
 - :func:`meta_train_with_early_stopping` -- that loop for any :class:`MetaLearner` (MAML,
   ANIL, Reptile, ProtoNet, CNP, MANN, ...): validation before meta-training and after
   every ``every`` meta-steps, the best weights restored, and an
@@ -233,6 +234,39 @@ def fit_regression(
     return predictions
 
 
+class BestCheck:
+    """The best of a run's validation checks, and a copy of ``modules``' weights at it.
+
+    :meth:`check` records a score at a step and copies every module's ``state_dict``
+    (parameters and buffers) when the score is strictly better than every earlier one, so
+    a tie keeps the earlier step; :meth:`restore` loads the copy back. Call it first with
+    the starting weights (step 0): "never improved" then restores the start exactly. Lower
+    is better unless ``higher_is_better``. This is the one keep-best mechanism of the
+    package: :func:`train_with_early_stopping` uses it, and so does a loop the package does
+    not drive (sentence-transformers' trainer, through a callback).
+    """
+
+    def __init__(self, modules: Sequence[nn.Module], higher_is_better: bool = False):
+        if not modules:
+            raise ValueError("modules must name the module(s) whose weights early stopping restores")
+        self.modules, self.sign = list(modules), -1.0 if higher_is_better else 1.0
+        self.best_step: int | None = None
+        self.best_score = float("nan")
+        self._state = None
+
+    def check(self, step: int, score: float) -> None:
+        score = float(score)
+        if self._state is None or self.sign * score < self.sign * self.best_score:
+            self.best_step, self.best_score = int(step), score
+            self._state = [copy.deepcopy(module.state_dict()) for module in self.modules]
+
+    def restore(self) -> None:
+        if self._state is None:
+            raise RuntimeError("no check was recorded, so there are no weights to restore")
+        for module, state in zip(self.modules, self._state):
+            module.load_state_dict(state)
+
+
 def train_with_early_stopping(train: Callable[[int], float], validate: Callable[[], float],
                               modules: Sequence[nn.Module], max_steps: int, every: int,
                               higher_is_better: bool = False, desc: str | None = None) -> pd.DataFrame:
@@ -251,15 +285,9 @@ def train_with_early_stopping(train: Callable[[int], float], validate: Callable[
     """
     if every < 1 or max_steps < 0:
         raise ValueError(f"every must be >= 1 and max_steps >= 0, got {every} and {max_steps}")
-    if not modules:
-        raise ValueError("modules must name the module(s) whose weights early stopping restores")
-    sign = -1.0 if higher_is_better else 1.0
-
-    def snapshot():
-        return [copy.deepcopy(module.state_dict()) for module in modules]
-
+    best = BestCheck(modules, higher_is_better)
     rows = [{"step": 0, "train_loss": float("nan"), "validation": float(validate())}]
-    best_score, best_step, best_state = sign * rows[0]["validation"], 0, snapshot()
+    best.check(0, rows[0]["validation"])
     for _ in progress(range(-(-max_steps // every)), desc=desc, disable=desc is None):
         steps = min(every, max_steps - rows[-1]["step"])
         loss = float(train(steps))
@@ -267,13 +295,11 @@ def train_with_early_stopping(train: Callable[[int], float], validate: Callable[
         rows.append({"step": rows[-1]["step"] + steps, "train_loss": loss, "validation": score})
         if not np.isfinite(score):
             raise FloatingPointError(f"the validation score became {score} after {rows[-1]['step']} steps")
-        if sign * score < best_score:
-            best_score, best_step, best_state = sign * score, rows[-1]["step"], snapshot()
-    for module, state in zip(modules, best_state):
-        module.load_state_dict(state)
+        best.check(rows[-1]["step"], score)
+    best.restore()
     curve = pd.DataFrame(rows)
-    curve.attrs["best_step"] = best_step
-    curve.attrs["improved"] = best_step > 0
+    curve.attrs["best_step"] = best.best_step
+    curve.attrs["improved"] = best.best_step > 0
     return curve
 
 

@@ -8,7 +8,7 @@
   and products entering a country as forecasting tasks
 - :mod:`metaecom.cases.pricing`        -- weekly list prices, per-product price-response
   tasks, slopes shrunk towards the pooled slope, and the price a fitted line recommends
-- :mod:`metaecom.cases.intents`        -- few-shot intent routing: support sets, out-of-scope
+- :mod:`metaecom.cases.intents`        -- few-shot intent routing: query intents, out-of-scope
   rejection (ROC-AUC, false accepts at a true-accept rate) and the cost of routing
 - :mod:`metaecom.cases.launches`       -- new products as forecasting tasks: launch curves,
   left-censoring, a split in time

@@ -6,8 +6,8 @@ and routes every incoming message to one of them, *all intents at once*; a messa
 something none of them covers (out of scope) should go to a person instead of to the
 wrong queue. The functions here are the parts a chapter or a user's own data reuses:
 
-- :func:`support_split` draws K examples of every intent as the support set and leaves
-  the rest as queries, refusing up front when an intent has too few examples;
+- (the support set itself, K examples of every intent and the rest as queries, is
+  :func:`metaecom.tasks.all_way_split`, which refuses up front an intent with too few);
 - :func:`check_query_intents` refuses queries whose intent the support set lacks
   (unless they are marked out of scope), so an accuracy is never computed against
   labels the classifier could not have known;
@@ -22,28 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-
-def support_split(labels, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of ``k`` random examples of every intent in ``labels`` (the support set)
-    and of all the others (the queries), each sorted. An intent with ``k`` or fewer
-    examples would leave no query, so it is an error that names every such intent."""
-    labels = pd.Series(np.asarray(labels))
-    if k < 1:
-        raise ValueError(f"k must be at least 1 example per intent, got {k}")
-    if labels.empty:
-        raise ValueError("no labelled examples")
-    counts = labels.value_counts()
-    short = counts[counts <= k]
-    if len(short):
-        shown = ", ".join(f"{intent!r} ({n})" for intent, n in short.head(10).items())
-        raise ValueError(f"{len(short)} intent(s) have {k} or fewer examples, so K = {k} leaves them no "
-                         f"query: {shown}")
-    rng = np.random.default_rng(seed)
-    support = np.concatenate([rng.choice(np.flatnonzero(labels.to_numpy() == intent), k, replace=False)
-                              for intent in counts.index])
-    support = np.sort(support)
-    return support, np.setdiff1d(np.arange(len(labels)), support)
 
 
 def check_query_intents(support_labels, query_labels, out_of_scope=None) -> None:

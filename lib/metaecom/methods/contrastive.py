@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from metaecom.encoder import SentenceEncoder
+from metaecom.training import BestCheck
 
 
 class FineTunedEncoder:
@@ -45,40 +46,6 @@ class FineTunedEncoder:
             raise ValueError("encode() needs at least one text")
         return self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                  normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
-
-
-class BestWeights:
-    """The validation curve of a run, and a copy of ``parameters`` at its best check.
-
-    :meth:`check` records a score at a step and copies the weights when the score beats
-    every earlier one (ties keep the earlier step); :meth:`restore` writes the best copy
-    back. The first check is the starting point, so "never improved" restores the start.
-    """
-
-    def __init__(self, parameters):
-        self.parameters = list(parameters)
-        self.rows: list[dict] = []
-        self.best_score, self.best_step, self._copy = -float("inf"), None, None
-
-    def check(self, step: int, score: float) -> None:
-        score = float(score)
-        self.rows.append({"step": int(step), "validation": score})
-        if score > self.best_score:
-            self.best_score, self.best_step = score, int(step)
-            self._copy = [p.detach().clone() for p in self.parameters]
-
-    def restore(self) -> None:
-        if self._copy is None:
-            raise RuntimeError("no check was recorded, so there are no weights to restore")
-        import torch
-
-        with torch.no_grad():
-            for parameter, best in zip(self.parameters, self._copy):
-                parameter.copy_(best)
-
-    @property
-    def curve(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows).drop_duplicates("step", keep="last").reset_index(drop=True)
 
 
 def _evaluator(queries, corpus, relevant):
@@ -105,7 +72,7 @@ def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEn
     ``validation`` is ``(queries, corpus, relevant)``: texts, texts, and for each query the
     positions in ``corpus`` of its right answers. It is scored (accuracy@1: the nearest
     corpus text is a right answer) at step 0 and every ``eval_every`` steps; the best
-    check's weights are kept (:class:`BestWeights`; ties keep the earlier step). Steps
+    check's weights are kept (:class:`~metaecom.training.BestCheck`; ties keep the earlier step). Steps
     after the last multiple of ``eval_every`` are trained but never checked, so never kept.
     """
     from tqdm import TqdmWarning
@@ -139,12 +106,18 @@ def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEn
 
     evaluator = _evaluator(*validation)
     metric = f"{evaluator.name}_cosine_accuracy@1"
-    best = BestWeights(trainable)
-    best.check(0, evaluator(model)[metric])
+    best = BestCheck(layers[-top_layers:], higher_is_better=True)
+    rows = []
+
+    def check(step, score):
+        rows.append({"step": int(step), "validation": float(score)})
+        best.check(step, score)
+
+    check(0, evaluator(model)[metric])
 
     class KeepBest(TrainerCallback):
         def on_evaluate(self, args, train_state, control, metrics=None, **kwargs):
-            best.check(train_state.global_step, metrics[f"eval_{metric}"])
+            check(train_state.global_step, metrics[f"eval_{metric}"])
 
     start = time.perf_counter()
     if max_steps > 0:
@@ -168,4 +141,5 @@ def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEn
             trainer.train()
     best.restore()
     model.eval()
-    return FineTunedEncoder(model, best.curve, best.best_step, time.perf_counter() - start)
+    curve = pd.DataFrame(rows).drop_duplicates("step", keep="last").reset_index(drop=True)
+    return FineTunedEncoder(model, curve, best.best_step, time.perf_counter() - start)

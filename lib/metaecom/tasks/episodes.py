@@ -191,6 +191,32 @@ class FewShotSampler:
         return [self.sample() for _ in range(n)]
 
 
+def all_way_split(labels, k_shot: int, seed: int = 0) -> Episode:
+    """One task over *every* class at once: ``k_shot`` random rows of each class as the
+    support set, all the other rows as the query set -- how a help desk meets its intents
+    or a catalogue its products, rather than N at a time.
+
+    Returns an :class:`Episode` whose labels index ``classes`` (all classes, in sorted
+    order) and whose rows are sorted. A class with ``k_shot`` rows or fewer would have no
+    query, so it is an error listing such classes (the convention of
+    :mod:`metaecom.tasks.feasibility`).
+    """
+    k_shot = check_count("k_shot", k_shot, 1)
+    classes, rows, sizes = _class_pool(labels, None)
+    small = _small_classes(classes, sizes, k_shot, 1)
+    refuse_infeasible(small, f"asked for {k_shot} support + at least 1 query row of every class, but "
+                      f"{len(small)} of {len(classes)} classes are too small", "all_way_split",
+                      "lower k_shot, or leave those classes out of labels")
+    rng = np.random.default_rng(seed)
+    support = np.sort(np.concatenate([rng.choice(r, k_shot, replace=False) for r in rows]))
+    query = np.setdiff1d(np.arange(sum(sizes)), support)
+    label = np.empty(sum(sizes), dtype=int)
+    for c, r in enumerate(rows):
+        label[r] = c
+    return Episode(support=support, query=query, support_y=label[support], query_y=label[query],
+                   classes=tuple(classes.tolist()))
+
+
 def _class_pool(labels, classes) -> tuple[np.ndarray, list, np.ndarray]:
     """The classes to draw from (all, or ``classes`` in that order), their row indices and counts."""
     labels = np.asarray(labels)
