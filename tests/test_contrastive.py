@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from metaecom.methods.contrastive import contrastive_fine_tune
+from metaecom.methods.contrastive import contrastive_fine_tune, setfit_fine_tune, setfit_pairs
 
 BRANDS = ["Bosch", "Siemens", "Miele", "Beko", "Hotpoint", "Indesit", "Smeg", "Zanussi"]
 
@@ -38,3 +38,40 @@ def test_fine_tuning_refuses_bad_input_before_loading_anything():
         contrastive_fine_tune(["a", "b", "c"], ["a", "b"], ([], [], []))
     with pytest.raises(ValueError, match="cannot fill one batch"):
         contrastive_fine_tune(["a"] * 3, ["b"] * 3, ([], [], []), batch_size=8)
+
+
+def test_setfit_pairs_pair_every_text_with_its_own_label_and_with_another():
+    texts = ["refund please", "money back", "where is my parcel", "track order", "late box", "cancel it"]
+    labels = np.array(["refund", "refund", "delivery", "delivery", "delivery"])
+    pairs = setfit_pairs(texts[:5], labels, iterations=3, seed=1)
+    label_of = dict(zip(texts[:5], labels))
+    assert len(pairs) == 2 * 3 * 5
+    assert pairs["first"].value_counts().to_dict() == {t: 6 for t in texts[:5]}
+    same = pairs["first"].map(label_of) == pairs["second"].map(label_of)
+    assert (same == (pairs["score"] == 1.0)).all()
+    assert (pairs.loc[pairs["score"] == 1, "first"] != pairs.loc[pairs["score"] == 1, "second"]).all()
+    assert set(pairs["score"]) == {0.0, 1.0} and (pairs["score"] == 1).sum() == 15
+
+
+def test_setfit_pairs_refuse_what_has_no_pairs():
+    with pytest.raises(ValueError, match="1 label.s. have a single text, so no positive pair: cancel"):
+        setfit_pairs(["a", "b", "c"], ["refund", "refund", "cancel"])
+    with pytest.raises(ValueError, match="at least two labels"):
+        setfit_pairs(["a", "b"], ["refund", "refund"])
+    with pytest.raises(ValueError, match="3 texts but 2 labels"):
+        setfit_pairs(["a", "b", "c"], ["refund", "cancel"])
+
+
+@pytest.mark.slow
+def test_setfit_without_validation_trains_and_keeps_every_step():
+    texts = [f"{b} dishwasher" for b in BRANDS] + [f"{b} fridge freezer" for b in BRANDS]
+    labels = ["dishwasher"] * len(BRANDS) + ["fridge"] * len(BRANDS)
+    tuned = setfit_fine_tune(texts, labels, top_layers=1, iterations=1, max_steps=3, batch_size=8,
+                             learning_rate=1e-3)
+    assert tuned.kept_step == 3 and tuned.curve.empty
+    from metaecom.encoder import SentenceEncoder
+
+    base = SentenceEncoder()._load()[0].auto_model.encoder.layer
+    layers = tuned.model[0].auto_model.encoder.layer
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))  # noqa: E731
+    assert same(layers[0], base[0]) and not same(layers[-1], base[-1])

@@ -24,7 +24,8 @@ inherit the one training loop of :class:`metaecom.training.MetaLearner`.
 - :mod:`~metaecom.methods.cnp`        -- Conditional Neural Processes
 - :mod:`~metaecom.methods.pretrained` -- fine-tuning a large pretrained encoder's top layers
 - :mod:`~metaecom.methods.contrastive` -- contrastive fine-tuning of the sentence encoder on
-  pairs, with sentence-transformers' trainer (its top layers; steps chosen on validation)
+  pairs, or on a few labelled texts in the SetFit manner, with sentence-transformers'
+  trainer (its top layers; steps chosen on validation)
 
 A method's ``name`` is the label the book's tables print (e.g. ``"logistic regression"``
 for :class:`LogisticRegressionHead`, ``"prototypes, frozen"`` for

@@ -15,6 +15,10 @@ finding a relevant text for each validation query), the weights of the best chec
 kept, and the starting weights (step 0) compete too, so "fine-tuning did not help"
 is a possible, reported answer. Pairs should hold one anchor per group (one pair per
 product, say): two pairs of one group in a batch would make a true match a negative.
+
+For a few *labelled* texts (K messages of each intent) there is :func:`setfit_fine_tune`,
+SetFit's recipe: pairs of texts with the same label pulled together, pairs with different
+labels pushed apart (CosineSimilarityLoss), then a simple classifier on the result.
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEn
                           top_layers: int = 2, max_steps: int = 150, eval_every: int = 50,
                           batch_size: int = 32, learning_rate: float = 5e-5, seed: int = 0) -> FineTunedEncoder:
     """Fine-tune the top ``top_layers`` layers of ``encoder`` (MiniLM by default) on
-    (anchor, positive) pairs for up to ``max_steps`` steps of ``batch_size`` pairs.
+    (anchor, positive) pairs for up to ``max_steps`` steps of ``batch_size`` pairs, with
+    in-batch negatives (MultipleNegativesRankingLoss).
 
     ``validation`` is ``(queries, corpus, relevant)``: texts, texts, and for each query the
     positions in ``corpus`` of its right answers. It is scored (accuracy@1: the nearest
@@ -75,22 +80,84 @@ def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEn
     check's weights are kept (:class:`~metaecom.training.BestCheck`; ties keep the earlier step). Steps
     after the last multiple of ``eval_every`` are trained but never checked, so never kept.
     """
+    anchors, positives = [str(t) for t in anchors], [str(t) for t in positives]
+    if len(anchors) != len(positives):
+        raise ValueError(f"{len(anchors)} anchors but {len(positives)} positives")
+    if len(anchors) < batch_size:
+        raise ValueError(f"{len(anchors)} pairs cannot fill one batch of {batch_size}")
+    return _fine_tune({"anchor": anchors, "positive": positives}, "in-batch negatives", validation,
+                      encoder=encoder, top_layers=top_layers, max_steps=max_steps, eval_every=eval_every,
+                      batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+
+
+def setfit_pairs(texts, labels, iterations: int = 20, seed: int = 0) -> pd.DataFrame:
+    """SetFit's training pairs (Tunstall et al. 2022) from a few labelled texts: in each of
+    ``iterations`` rounds, every text is paired once with another text of its own label
+    (``score`` 1) and once with a text of a different label (``score`` 0).
+
+    Returns columns ``first``, ``second``, ``score``. Needs at least two labels and at
+    least two texts of every label (a label with one text has no positive partner).
+    """
+    texts, labels = [str(t) for t in texts], np.asarray(labels)
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    names, counts = np.unique(labels, return_counts=True)
+    if len(names) < 2:
+        raise ValueError("SetFit pairs need at least two labels (negatives come from other labels)")
+    if (counts < 2).any():
+        alone = ", ".join(map(str, names[counts < 2][:10]))
+        raise ValueError(f"{int((counts < 2).sum())} label(s) have a single text, so no positive pair: {alone}")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(iterations):
+        for i, label in enumerate(labels):
+            same = np.flatnonzero((labels == label) & (np.arange(len(labels)) != i))
+            other = np.flatnonzero(labels != label)
+            rows.append((texts[i], texts[rng.choice(same)], 1.0))
+            rows.append((texts[i], texts[rng.choice(other)], 0.0))
+    return pd.DataFrame(rows, columns=["first", "second", "score"])
+
+
+def setfit_fine_tune(texts, labels, validation=None, *, encoder: SentenceEncoder | None = None,
+                     iterations: int = 20, top_layers: int = 2, max_steps: int = 40, eval_every: int = 10,
+                     batch_size: int = 16, learning_rate: float = 5e-5, seed: int = 0) -> FineTunedEncoder:
+    """Fine-tune the encoder on a few labelled texts in the SetFit manner: cosine similarity
+    of each :func:`setfit_pairs` pair regressed on its 0/1 ``score`` (CosineSimilarityLoss),
+    top ``top_layers`` layers only, up to ``max_steps`` steps of ``batch_size`` pairs. A
+    classifier (logistic regression, prototypes) is then fitted on the new embeddings.
+
+    With ``validation`` (as in :func:`contrastive_fine_tune`) the best check is kept, step 0
+    included. With ``validation=None`` all ``max_steps`` steps are trained and kept: the
+    count must then have been chosen elsewhere -- on validation tasks with their own
+    labelled texts, since a K-shot support set leaves nothing to validate on.
+    """
+    pairs = setfit_pairs(texts, labels, iterations, seed)
+    if len(pairs) < batch_size:
+        raise ValueError(f"{len(pairs)} pairs cannot fill one batch of {batch_size}")
+    return _fine_tune(pairs.to_dict("list"), "cosine similarity", validation, encoder=encoder,
+                      top_layers=top_layers, max_steps=max_steps, eval_every=eval_every, batch_size=batch_size,
+                      learning_rate=learning_rate, seed=seed)
+
+
+def _fine_tune(columns: dict, loss: str, validation, *, encoder, top_layers, max_steps, eval_every, batch_size,
+               learning_rate, seed) -> FineTunedEncoder:
+    """The trainer plumbing both fine-tunings share: freeze all but the top layers of a copy
+    of the encoder, train on ``columns`` with ``loss``, keep the best validation check (or
+    the last step when ``validation`` is None)."""
     from tqdm import TqdmWarning
 
     with warnings.catch_warnings():
         # sentence-transformers imports tqdm.auto, which warns in a kernel without ipywidgets
         warnings.simplefilter("ignore", TqdmWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         from datasets import Dataset
         from sentence_transformers import (SentenceTransformerTrainer, SentenceTransformerTrainingArguments,
                                            losses)
         from sentence_transformers.training_args import BatchSamplers
         from transformers import TrainerCallback
 
-    anchors, positives = [str(t) for t in anchors], [str(t) for t in positives]
-    if len(anchors) != len(positives):
-        raise ValueError(f"{len(anchors)} anchors but {len(positives)} positives")
-    if len(anchors) < batch_size:
-        raise ValueError(f"{len(anchors)} pairs cannot fill one batch of {batch_size}")
     if max_steps < 0 or eval_every < 1:
         raise ValueError(f"max_steps must be >= 0 and eval_every >= 1, got {max_steps}, {eval_every}")
     encoder = encoder or SentenceEncoder()
@@ -100,12 +167,12 @@ def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEn
         raise ValueError(f"top_layers must lie in [1, {len(layers)}], got {top_layers}")
     for parameter in model.parameters():
         parameter.requires_grad = False
-    trainable = [p for layer in layers[-top_layers:] for p in layer.parameters()]
-    for parameter in trainable:
-        parameter.requires_grad = True
+    for layer in layers[-top_layers:]:
+        for parameter in layer.parameters():
+            parameter.requires_grad = True
 
-    evaluator = _evaluator(*validation)
-    metric = f"{evaluator.name}_cosine_accuracy@1"
+    evaluator = None if validation is None else _evaluator(*validation)
+    metric = None if evaluator is None else f"{evaluator.name}_cosine_accuracy@1"
     best = BestCheck(layers[-top_layers:], higher_is_better=True)
     rows = []
 
@@ -113,7 +180,8 @@ def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEn
         rows.append({"step": int(step), "validation": float(score)})
         best.check(step, score)
 
-    check(0, evaluator(model)[metric])
+    if evaluator is not None:
+        check(0, evaluator(model)[metric])
 
     class KeepBest(TrainerCallback):
         def on_evaluate(self, args, train_state, control, metrics=None, **kwargs):
@@ -121,25 +189,31 @@ def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEn
 
     start = time.perf_counter()
     if max_steps > 0:
-        pairs = Dataset.from_dict({"anchor": anchors, "positive": positives})
         with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             args = SentenceTransformerTrainingArguments(
                 output_dir=folder, max_steps=max_steps, per_device_train_batch_size=batch_size,
-                learning_rate=learning_rate, warmup_steps=max_steps // 10, eval_strategy="steps", eval_steps=eval_every,
+                learning_rate=learning_rate, warmup_steps=max_steps // 10,
+                eval_strategy="no" if evaluator is None else "steps", eval_steps=eval_every,
                 save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True, seed=seed,
-                data_seed=seed, batch_sampler=BatchSamplers.NO_DUPLICATES, dataloader_drop_last=True,
-                use_cpu=str(encoder.device) == "cpu")
+                data_seed=seed, dataloader_drop_last=True, use_cpu=str(encoder.device) == "cpu",
+                batch_sampler=BatchSamplers.NO_DUPLICATES if loss == "in-batch negatives"
+                else BatchSamplers.BATCH_SAMPLER)
             model.model_card_data.set_widget_examples = lambda dataset: None  # no model card here
             trainer = SentenceTransformerTrainer(
-                model=model, args=args, train_dataset=pairs, evaluator=evaluator,
-                loss=losses.MultipleNegativesRankingLoss(model), callbacks=[KeepBest()])
+                model=model, args=args, train_dataset=Dataset.from_dict(columns), evaluator=evaluator,
+                loss=losses.MultipleNegativesRankingLoss(model) if loss == "in-batch negatives"
+                else losses.CosineSimilarityLoss(model),
+                callbacks=[] if evaluator is None else [KeepBest()])
             for callback in list(trainer.callback_handler.callbacks):  # keep notebook outputs clean:
                 if type(callback).__name__ in ("PrinterCallback", "ProgressCallback") or "ModelCard" in type(
                         callback).__name__:  # no printed logs, no model-card widget examples
                     trainer.remove_callback(callback)
             trainer.train()
+    seconds = time.perf_counter() - start
+    if evaluator is None:
+        return FineTunedEncoder(model.eval(), pd.DataFrame(columns=["step", "validation"]), max_steps, seconds)
     best.restore()
     model.eval()
     curve = pd.DataFrame(rows).drop_duplicates("step", keep="last").reset_index(drop=True)
-    return FineTunedEncoder(model, curve, best.best_step, time.perf_counter() - start)
+    return FineTunedEncoder(model, curve, best.best_step, seconds)
