@@ -29,6 +29,19 @@ def test_all_way_split_names_the_intents_too_small_for_k():
         all_way_split(labels, 0)
 
 
+def test_a_shared_support_pool_gives_nested_supports_and_the_same_queries_at_every_k():
+    labels = np.repeat(["refund", "delivery", "invoice"], [9, 7, 12])
+    tasks = {k: all_way_split(labels, k, seed=3, support_pool=4, n_query=2) for k in (1, 2, 4)}
+    assert all(np.array_equal(tasks[k].query, tasks[1].query) for k in (2, 4))
+    assert set(tasks[1].support) < set(tasks[2].support) < set(tasks[4].support)
+    assert not set(tasks[4].support) & set(tasks[1].query)
+    assert len(tasks[1].query) == 6 and np.bincount(tasks[1].query_y).tolist() == [2, 2, 2]
+    with pytest.raises(ValueError, match=r"support_pool \(2\) must be at least k_shot \(4\)"):
+        all_way_split(labels, 4, support_pool=2)
+    with pytest.raises(ValueError, match="1 of 3 classes are too small.*'delivery' has 7 rows"):
+        all_way_split(labels, 1, support_pool=7)
+
+
 def test_a_query_intent_missing_from_the_support_is_refused_unless_out_of_scope():
     check_query_intents(["a", "b"], ["a", "b", "c"], out_of_scope=[False, False, True])
     with pytest.raises(ValueError, match="1 query intent.*: c"):

@@ -191,25 +191,39 @@ class FewShotSampler:
         return [self.sample() for _ in range(n)]
 
 
-def all_way_split(labels, k_shot: int, seed: int = 0) -> Episode:
+def all_way_split(labels, k_shot: int, seed: int = 0, *, n_query: int | None = None,
+                  support_pool: int | None = None) -> Episode:
     """One task over *every* class at once: ``k_shot`` random rows of each class as the
-    support set, all the other rows as the query set -- how a help desk meets its intents
+    support set, the other rows as the query set -- how a help desk meets its intents
     or a catalogue its products, rather than N at a time.
 
+    ``n_query`` caps the query rows per class (a random sample; all by default).
+    ``support_pool`` sets aside that many rows of each class for support sets (default
+    ``k_shot``): the support is the first ``k_shot`` of them, the queries come from the
+    rest, so calls with one seed and one ``support_pool`` (the largest K) but different
+    ``k_shot`` give nested supports and *the same queries* -- scores at every K are then
+    paired.
+
     Returns an :class:`Episode` whose labels index ``classes`` (all classes, in sorted
-    order) and whose rows are sorted. A class with ``k_shot`` rows or fewer would have no
-    query, so it is an error listing such classes (the convention of
+    order) and whose rows are sorted. A class with ``support_pool`` rows or fewer would
+    have no query, so it is an error listing such classes (the convention of
     :mod:`metaecom.tasks.feasibility`).
     """
     k_shot = check_count("k_shot", k_shot, 1)
+    pool = k_shot if support_pool is None else check_count("support_pool", support_pool, 1)
+    if pool < k_shot:
+        raise ValueError(f"support_pool ({pool}) must be at least k_shot ({k_shot})")
+    if n_query is not None:
+        n_query = check_count("n_query", n_query, 1)
     classes, rows, sizes = _class_pool(labels, None)
-    small = _small_classes(classes, sizes, k_shot, 1)
-    refuse_infeasible(small, f"asked for {k_shot} support + at least 1 query row of every class, but "
+    small = _small_classes(classes, sizes, pool, 1)
+    refuse_infeasible(small, f"asked for {pool} support + at least 1 query row of every class, but "
                       f"{len(small)} of {len(classes)} classes are too small", "all_way_split",
                       "lower k_shot, or leave those classes out of labels")
     rng = np.random.default_rng(seed)
-    support = np.sort(np.concatenate([rng.choice(r, k_shot, replace=False) for r in rows]))
-    query = np.setdiff1d(np.arange(sum(sizes)), support)
+    drawn = [rng.permutation(r) for r in rows]
+    support = np.sort(np.concatenate([d[:k_shot] for d in drawn]))
+    query = np.sort(np.concatenate([d[pool:][:n_query] for d in drawn]))
     label = np.empty(sum(sizes), dtype=int)
     for c, r in enumerate(rows):
         label[r] = c
