@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metaecom.cases.intents import check_query_intents, rejection_metrics, routing_cost
+from metaecom.cases.intents import check_query_intents, rejection_metrics, routing_cost, routing_task
 from metaecom.tasks import all_way_split
 
 
@@ -40,6 +40,23 @@ def test_a_shared_support_pool_gives_nested_supports_and_the_same_queries_at_eve
         all_way_split(labels, 4, support_pool=2)
     with pytest.raises(ValueError, match="1 of 3 classes are too small.*'delivery' has 7 rows"):
         all_way_split(labels, 1, support_pool=7)
+
+
+def test_a_routing_task_keeps_out_of_scope_intents_out_of_the_support():
+    labels = np.repeat(["refund", "delivery", "invoice", "newsletter"], [9, 7, 12, 5])
+    tasks = {k: routing_task(labels, ["refund", "delivery", "invoice"], ["newsletter"], k, support_pool=4,
+                             n_query=3, seed=2) for k in (1, 4)}
+    one, four = tasks[1], tasks[4]
+    assert list(one.intents) == ["delivery", "invoice", "refund"]
+    assert set(labels[four.support]) == {"refund", "delivery", "invoice"} and len(four.support) == 12
+    assert np.array_equal(one.query, four.query) and set(one.support) < set(four.support)
+    assert [one.intents[y] for y in one.query_y] == labels[one.query].tolist()
+    assert set(labels[one.outside]) == {"newsletter"} and len(one.outside) == 3
+    assert not set(four.support) & (set(four.query) | set(four.outside))
+    with pytest.raises(ValueError, match="both in and out of scope: refund"):
+        routing_task(labels, ["refund", "invoice"], ["refund"], 1)
+    with pytest.raises(ValueError, match="1 intent.s. have no messages: returns"):
+        routing_task(labels, ["refund"], ["returns"], 1)
 
 
 def test_a_query_intent_missing_from_the_support_is_refused_unless_out_of_scope():

@@ -6,8 +6,9 @@ and routes every incoming message to one of them, *all intents at once*; a messa
 something none of them covers (out of scope) should go to a person instead of to the
 wrong queue. The functions here are the parts a chapter or a user's own data reuses:
 
-- (the support set itself, K examples of every intent and the rest as queries, is
-  :func:`metaecom.tasks.all_way_split`, which refuses up front an intent with too few);
+- :func:`routing_task` builds one help desk's task: K support messages of every
+  in-scope intent (through :func:`metaecom.tasks.all_way_split`, which refuses up front
+  an intent with too few), their queries, and messages of intents left out of scope;
 - :func:`check_query_intents` refuses queries whose intent the support set lacks
   (unless they are marked out of scope), so an accuracy is never computed against
   labels the classifier could not have known;
@@ -20,8 +21,54 @@ wrong queue. The functions here are the parts a chapter or a user's own data reu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+from metaecom.tasks import all_way_split
+
+
+@dataclass(frozen=True)
+class RoutingTask:
+    """Row numbers of one routing task: ``support`` and ``support_y`` (K messages of every
+    in-scope intent, labels indexing ``intents``), ``query`` and ``query_y`` (in-scope
+    messages to route), ``outside`` (messages of the out-of-scope intents)."""
+
+    support: np.ndarray
+    support_y: np.ndarray
+    query: np.ndarray
+    query_y: np.ndarray
+    outside: np.ndarray
+    intents: np.ndarray
+
+
+def routing_task(labels, in_scope, out_of_scope, k_shot: int, *, support_pool: int | None = None,
+                 n_query: int | None = None, seed: int = 0) -> RoutingTask:
+    """One help desk's task over ``labels`` (an intent per message): ``k_shot`` support
+    messages of every ``in_scope`` intent, up to ``n_query`` query messages per in-scope
+    intent, and up to ``n_query`` messages of every ``out_of_scope`` intent.
+
+    With one ``seed`` and ``support_pool`` (the largest K), tasks at different ``k_shot``
+    have nested supports and the same queries (:func:`metaecom.tasks.all_way_split`).
+    Intents in both lists, intents absent from ``labels``, or an in-scope intent too small
+    for the pool are errors.
+    """
+    labels = np.asarray(labels).astype(str)
+    in_scope, out_of_scope = np.asarray(in_scope).astype(str), np.asarray(out_of_scope).astype(str)
+    both = sorted(set(in_scope) & set(out_of_scope))
+    if both:
+        raise ValueError(f"intents both in and out of scope: {', '.join(both[:10])}")
+    missing = sorted((set(in_scope) | set(out_of_scope)) - set(labels))
+    if missing:
+        raise ValueError(f"{len(missing)} intent(s) have no messages: {', '.join(missing[:10])}")
+    rows = np.flatnonzero(np.isin(labels, in_scope))
+    split = all_way_split(labels[rows], k_shot, seed=seed, n_query=n_query, support_pool=support_pool)
+    rng = np.random.default_rng(seed)
+    outside = [rng.permutation(np.flatnonzero(labels == i))[:n_query] for i in sorted(out_of_scope)]
+    return RoutingTask(support=rows[split.support], support_y=split.support_y, query=rows[split.query],
+                       query_y=split.query_y, outside=np.sort(np.concatenate(outside or [np.array([], int)])),
+                       intents=np.array(split.classes))
 
 
 def check_query_intents(support_labels, query_labels, out_of_scope=None) -> None:

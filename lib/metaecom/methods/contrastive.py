@@ -86,7 +86,7 @@ def contrastive_fine_tune(anchors, positives, validation, *, encoder: SentenceEn
     if len(anchors) < batch_size:
         raise ValueError(f"{len(anchors)} pairs cannot fill one batch of {batch_size}")
     return _fine_tune({"anchor": anchors, "positive": positives}, "in-batch negatives", validation,
-                      encoder=encoder, top_layers=top_layers, max_steps=max_steps, eval_every=eval_every,
+                      "linear", encoder=encoder, top_layers=top_layers, max_steps=max_steps, eval_every=eval_every,
                       batch_size=batch_size, learning_rate=learning_rate, seed=seed)
 
 
@@ -131,21 +131,24 @@ def setfit_fine_tune(texts, labels, validation=None, *, encoder: SentenceEncoder
     With ``validation`` (as in :func:`contrastive_fine_tune`) the best check is kept, step 0
     included. With ``validation=None`` all ``max_steps`` steps are trained and kept: the
     count must then have been chosen elsewhere -- on validation tasks with their own
-    labelled texts, since a K-shot support set leaves nothing to validate on.
+    labelled texts, since a K-shot support set leaves nothing to validate on. The learning
+    rate is constant (no warm-up, no decay), so that training a chosen number of steps
+    reproduces the model that was chosen, whatever ``max_steps`` the choice ran with.
     """
     pairs = setfit_pairs(texts, labels, iterations, seed)
     if len(pairs) < batch_size:
         raise ValueError(f"{len(pairs)} pairs cannot fill one batch of {batch_size}")
-    return _fine_tune(pairs.to_dict("list"), "cosine similarity", validation, encoder=encoder,
+    return _fine_tune(pairs.to_dict("list"), "cosine similarity", validation, "constant", encoder=encoder,
                       top_layers=top_layers, max_steps=max_steps, eval_every=eval_every, batch_size=batch_size,
                       learning_rate=learning_rate, seed=seed)
 
 
-def _fine_tune(columns: dict, loss: str, validation, *, encoder, top_layers, max_steps, eval_every, batch_size,
-               learning_rate, seed) -> FineTunedEncoder:
+def _fine_tune(columns: dict, loss: str, validation, schedule: str, *, encoder, top_layers, max_steps, eval_every,
+               batch_size, learning_rate, seed) -> FineTunedEncoder:
     """The trainer plumbing both fine-tunings share: freeze all but the top layers of a copy
     of the encoder, train on ``columns`` with ``loss``, keep the best validation check (or
-    the last step when ``validation`` is None)."""
+    the last step when ``validation`` is None). ``schedule``: "linear" (a tenth of the steps
+    of warm-up, then linear decay to zero at ``max_steps``) or "constant"."""
     from tqdm import TqdmWarning
 
     with warnings.catch_warnings():
@@ -193,7 +196,8 @@ def _fine_tune(columns: dict, loss: str, validation, *, encoder, top_layers, max
             warnings.simplefilter("ignore")
             args = SentenceTransformerTrainingArguments(
                 output_dir=folder, max_steps=max_steps, per_device_train_batch_size=batch_size,
-                learning_rate=learning_rate, warmup_steps=max_steps // 10,
+                learning_rate=learning_rate, lr_scheduler_type=schedule,
+                warmup_steps=max_steps // 10 if schedule == "linear" else 0,
                 eval_strategy="no" if evaluator is None else "steps", eval_steps=eval_every,
                 save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True, seed=seed,
                 data_seed=seed, dataloader_drop_last=True, use_cpu=str(encoder.device) == "cpu",
