@@ -54,7 +54,8 @@ def _outputs(path):
 META_LEARNING_CHAPTERS = ["metric_based", "optimization_based", "memory_based",
                           "pretrained_adaptation", "coldstart_recommendation",
                           "new_product_demand", "new_market_pricing",
-                          "cancellation_risk", "product_matching"]
+                          "cancellation_risk", "product_matching",
+                          "intent_routing"]
 
 
 @pytest.mark.parametrize("name", META_LEARNING_CHAPTERS)

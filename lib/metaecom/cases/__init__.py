@@ -8,11 +8,14 @@
   and products entering a country as forecasting tasks
 - :mod:`metaecom.cases.pricing`        -- weekly list prices, per-product price-response
   tasks, slopes shrunk towards the pooled slope, and the price a fitted line recommends
-- :mod:`metaecom.cases.intents`        -- few-shot intent routing: query intents, out-of-scope
-  rejection (ROC-AUC, false accepts at a true-accept rate) and the cost of routing
+- :mod:`metaecom.cases.intents`        -- few-shot intent routing: all-intents tasks with
+  out-of-scope intents, query intents, out-of-scope rejection (ROC-AUC, false accepts at
+  a true-accept rate) and the cost of routing
 - :mod:`metaecom.cases.launches`       -- new products as forecasting tasks: launch curves,
   left-censoring, a split in time
 - :mod:`metaecom.cases.risk`           -- risk scores at a review budget, and calibration
+- :mod:`metaecom.cases.profiling`      -- a new customer's orders as a profile: order features
+  known when an order is placed, spend in a window, the value a list of customers holds
 - :mod:`metaecom.cases.search`         -- matching offers to the products of a new category:
   retrieval tasks, product scores, Recall@k and MRR with ties, TF-IDF, auto-match thresholds
 - :mod:`metaecom.cases.stock`          -- stocking from a forecast: the newsvendor rule, its
