@@ -55,7 +55,7 @@ META_LEARNING_CHAPTERS = ["metric_based", "optimization_based", "memory_based",
                           "pretrained_adaptation", "coldstart_recommendation",
                           "new_product_demand", "new_market_pricing",
                           "cancellation_risk", "product_matching",
-                          "intent_routing"]
+                          "intent_routing", "customer_profiling"]
 
 
 @pytest.mark.parametrize("name", META_LEARNING_CHAPTERS)
