@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metaecom.cases.profiling import (FEATURES, future_spend, next_order_features, order_features,
-                                      value_at_budget)
+from metaecom.cases.profiling import (FEATURES, first_orders_split, future_spend, next_order_features,
+                                      order_features, value_at_budget)
 
 
 def _orders():
@@ -80,3 +80,17 @@ def test_value_at_budget_on_known_rankings():
         value_at_budget([1, 2], [1, 1], 0)
     with pytest.raises(ValueError, match="one length"):
         value_at_budget([1, 2, 3], [1, 1], 0.5)
+
+
+def test_first_orders_split_takes_k_orders_and_the_horizon_after_the_kth():
+    times = pd.to_datetime(["2011-01-01", "2011-01-10", "2011-02-01", "2011-07-10", "2011-07-12"])
+    support, query = first_orders_split(times, 2, horizon_days=182)
+    assert support.tolist() == [0, 1] and query.tolist() == [2, 3]  # 07-12 is 183 days after 01-10
+    assert first_orders_split(times, 2, 182, most=1)[1].tolist() == [2]
+    assert first_orders_split(times, 5, 30)[1].tolist() == []  # no later order: no query
+    with pytest.raises(ValueError, match="5 orders, fewer than k = 6"):
+        first_orders_split(times, 6, 30)
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        first_orders_split(times, 0, 30)
+    with pytest.raises(ValueError, match="in time order"):
+        first_orders_split(times[::-1], 1, 30)

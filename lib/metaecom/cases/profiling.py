@@ -6,6 +6,8 @@ or a credit line. Each customer is a few-shot task: the first K orders are the s
 set, the later orders the query set. The pieces a chapter or a user's own order log
 reuses:
 
+- :func:`first_orders_split` -- one customer's task: the first K orders as support, the
+  orders within a horizon after the K-th as query;
 - :func:`order_features` -- what is known about an order *when it is placed*, without
   its content (when it comes, how long after the customer's first and previous orders,
   the how-many-th it is, the market): a model of the order's value may use these;
@@ -24,6 +26,26 @@ import pandas as pd
 
 FEATURES = ["log days since first order", "log days since previous", "log order number",
             "month (sine)", "month (cosine)", "weekday", "hour", "home market"]
+
+
+def first_orders_split(times, k: int, horizon_days: float, most: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """One customer's few-shot task from the times of their orders (in time order):
+    positions of the support orders (the first ``k``) and of the query orders (those
+    after the k-th within ``horizon_days`` of it, at most ``most`` of them; possibly
+    none: a customer who has not ordered again has no query)."""
+    times = pd.to_datetime(pd.Series(np.asarray(times))).to_numpy()
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if k > len(times):
+        raise ValueError(f"the customer has {len(times)} orders, fewer than k = {k}")
+    if horizon_days <= 0:
+        raise ValueError(f"horizon_days must be > 0, got {horizon_days}")
+    if np.isnat(times).any() or (np.diff(times) < np.timedelta64(0)).any():
+        raise ValueError("order times must be known and in time order")
+    end = times[k - 1] + np.timedelta64(int(round(horizon_days * 86400)), "s")
+    later = np.arange(k, len(times))[times[k:] <= end][:most]
+    return np.arange(k), later
 
 
 def _check_orders(orders: pd.DataFrame) -> None:
